@@ -1,0 +1,80 @@
+# The doors: `make lab` for students, `make test` for CI, release/grade/feedback for instructors.
+# Everything installs into .venv from PyPI; the set-up runs again only when the pins change.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.scalelab-installed
+SUBMISSIONS ?=
+PYTEST_ARGS ?=
+
+.PHONY: help setup lab test test-fast release grade feedback formgrader doctor bench cases lint lock clean
+
+help:
+	@echo "make lab          set up (first time) and open JupyterLab on labs/"
+	@echo "make test         set up (first time) and run the whole test suite"
+	@echo "make test-fast    the tests that start no notebook or cluster"
+	@echo "make doctor       what this machine has (Java, Spark, MPI, OpenCL, Dask), with fixes"
+	@echo "make release      regenerate labs/ from solutions/ with nbgrader"
+	@echo "make grade SUBMISSIONS=<folder or .zip>   grade a class into autograder/reports/"
+	@echo "make feedback     zip each student's feedback pages for returning them"
+	@echo "make formgrader   JupyterLab with nbgrader's formgrader on the course"
+	@echo "make cases        run the grading cases (autograder/cases/)"
+	@echo "make bench        run the benchmarks in bench/ and record their results"
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 11) <= v < (3, 13) else \
+		"scalelab needs Python 3.11 or 3.12 (found %d.%d); run e.g. make PYTHON=python3.11 $(MAKECMDGOALS)" % v)'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name scalelab --display-name "Python 3 (scalelab)"
+	@touch $(STAMP)
+	@echo "set-up done: $(VENV) with kernel 'scalelab'. Next: make doctor, make lab"
+
+setup: $(STAMP)
+
+lab: setup
+	$(BIN)/jupyter lab --notebook-dir=labs
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+doctor: setup
+	$(BIN)/python -m scalelab doctor
+
+release: setup
+	$(BIN)/python -m scalelab release
+
+cases: setup
+	$(BIN)/python -m scalelab cases
+
+grade: setup
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder or .zip of notebooks>"; exit 2; }
+	$(BIN)/python -m scalelab grade "$(SUBMISSIONS)"
+
+feedback:
+	@test -d autograder/reports/feedback || { echo "no feedback yet: run make grade SUBMISSIONS=... first"; exit 2; }
+	@mkdir -p autograder/reports/feedback-zips
+	@cd autograder/reports/feedback && for s in */; do \
+		s=$${s%/}; rm -f ../feedback-zips/$$s.zip; \
+		$(abspath $(BIN))/python -m zipfile -c ../feedback-zips/$$s.zip $$s/; done
+	@echo "one zip per student in autograder/reports/feedback-zips/"
+
+formgrader: setup
+	cd autograder && $(abspath $(BIN))/jupyter lab --ServerApp.root_dir=..
+
+bench: setup
+	$(BIN)/python -m bench
+
+lint: setup
+	$(BIN)/ruff check src tests bench solutions
+
+lock: setup
+	$(BIN)/python -m pip freeze --exclude-editable | sed '1i # Full lock of the environment that `make setup` installs (pip install -c constraints.txt).\n# Regenerate with `make lock` after changing a pin in pyproject.toml.' > constraints.txt
+
+clean:
+	rm -rf autograder/course autograder/reports .pytest_cache .ruff_cache
+	find . -name __pycache__ -prune -exec rm -rf {} +

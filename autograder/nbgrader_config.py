@@ -1,0 +1,66 @@
+"""nbgrader configuration for the course (used by `make release`, `make grade` and the formgrader).
+
+The course root is autograder/course/ (git-ignored: gradebook, submissions, feedback); the source
+notebooks are solutions/ and the student release is labs/, both at the top of the repository.
+"""
+
+import os
+from pathlib import Path
+
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    CheckCellMetadata,
+    ClearHiddenTests,
+    ClearOutput,
+    DeduplicateIds,
+    Execute,
+    GetGrades,
+    LimitOutput,
+    OverwriteCells,
+    OverwriteKernelspec,
+    SaveAutoGrades,
+)
+
+from scalelab.grading.preprocessors import (
+    AppendSentinel,
+    DemoteStderr,
+    RequireSentinel,
+    ScrubTracebacks,
+    TruncateOutputs,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+c = get_config()  # noqa: F821 - provided by traitlets when nbgrader loads this file
+
+c.CourseDirectory.course_id = "scalelab"
+c.CourseDirectory.root = str(REPO / "autograder" / "course")
+c.CourseDirectory.source_directory = str(REPO / "solutions")
+c.CourseDirectory.release_directory = str(REPO / "labs")
+# solutions/NN-name/README.md is the instructor guide: never released to students
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".*", "README.md"]
+
+c.ClearSolutions.code_stub = {
+    "python": "# YOUR CODE HERE\nraise NotImplementedError(\"replace this line with your answer\")"
+}
+
+# Per-cell time limit; a cell that runs longer is interrupted and its tests fail.
+c.Execute.timeout = int(os.environ.get("SCALELAB_CELL_TIMEOUT", "120"))
+c.Execute.interrupt_on_timeout = True
+c.LimitOutput.max_lines = 200
+
+c.Autograde.sanitize_preprocessors = [
+    ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata, AppendSentinel,
+]
+c.Autograde.autograde_preprocessors = [
+    Execute,
+    RequireSentinel,
+    DemoteStderr,
+    ClearMetadataPreprocessor,
+    LimitOutput,
+    TruncateOutputs,
+    SaveAutoGrades,
+    AssignLatePenalties,
+    CheckCellMetadata,
+]
+c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, ScrubTracebacks, CSSHTMLHeaderPreprocessor]

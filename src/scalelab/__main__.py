@@ -1,0 +1,65 @@
+"""The scalelab command line: `python -m scalelab doctor | release | grade | cases`."""
+
+from __future__ import annotations
+
+import sys
+
+USAGE = """usage: python -m scalelab COMMAND [ARGS]
+
+  doctor                 what this machine has for the labs, with a fix for anything missing
+  release [ASSIGNMENT]   regenerate labs/ from solutions/ with nbgrader
+  grade SUBMISSIONS      grade a folder or .zip of notebooks into autograder/reports/
+  cases [NOTEBOOK...]    run the grading cases of autograder/cases/ (all notebooks by default)
+"""
+
+
+def _cases(paths: list[str]) -> int:
+    from pathlib import Path
+
+    from scalelab.grading import course
+    from scalelab.grading.cases import cases_file, run_cases
+
+    notebooks = [Path(p) for p in paths] or [nb for a in course.assignments() for nb in course.source_notebooks(a)]
+    failures = 0
+    for notebook in notebooks:
+        if not cases_file(notebook).exists():
+            print(f"{notebook}: no case file {cases_file(notebook)}")
+            failures += 1
+            continue
+        live, results = run_cases(notebook)
+        print(f"{notebook}: solution {live.solution_points}")
+        for message in live.cell_errors:
+            print(f"  solution cell failed: {message}")
+        for r in results:
+            print(f"  {'ok  ' if r.ok else 'FAIL'} {r.case.kind:<11} {r.case.name}" + ("" if r.ok else f"\n       {r.describe()}"))
+        failures += sum(not r.ok for r in results) + len(live.cell_errors)
+    return 1 if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    if command == "doctor":
+        from scalelab.doctor import main as doctor
+
+        return doctor()
+    if command == "release":
+        from scalelab.grading.course import release
+
+        release(rest or None)
+        return 0
+    if command == "grade":
+        from scalelab.grading.batch import main as grade
+
+        return grade(rest)
+    if command == "cases":
+        return _cases(rest)
+    print(f"unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""What students see when they run a test cell.
+
+Each helper either prints one line starting with ✓, or raises ``CheckFailed`` whose message says what
+was checked, what was expected, what came back, and a hint. ``CheckFailed`` is an ``AssertionError``,
+so nbgrader counts it as a failed test like any other.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+MAX_SHOWN = 300  # characters of a value shown in a message
+
+
+class CheckFailed(AssertionError):
+    """A check did not pass; the message says why and what to try."""
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 15] + f"... ({len(text)} chars)"
+
+
+def _fail(what: str, problem: str, hint: str | None) -> None:
+    message = f"{what}: {problem}"
+    if hint:
+        message += f"\nHint: {hint}"
+    raise CheckFailed(message)
+
+
+def passed(what: str) -> None:
+    print(f"✓ {what}")
+
+
+def check(condition: bool, what: str, problem: str = "the check did not hold", hint: str | None = None) -> None:
+    """The general form: `condition` must be true."""
+    if not condition:
+        _fail(what, problem, hint)
+    passed(what)
+
+
+def check_type(value: Any, expected: type | tuple[type, ...], what: str, hint: str | None = None) -> None:
+    if not isinstance(value, expected):
+        names = " or ".join(t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,)))
+        _fail(what, f"expected a {names}, got a {type(value).__name__}: {_show(value)}", hint)
+    passed(what)
+
+
+def check_equal(actual: Any, expected: Any, what: str, hint: str | None = None) -> None:
+    """`actual == expected`; for mappings the message names the keys that differ."""
+    if actual == expected:
+        passed(what)
+        return
+    if isinstance(actual, Mapping) and isinstance(expected, Mapping):
+        _fail(what, _mapping_difference(actual, expected), hint)
+    if type(actual) is not type(expected) and not _both_numbers(actual, expected):
+        _fail(
+            what,
+            f"expected {_show(expected)} ({type(expected).__name__}), "
+            f"got {_show(actual)} ({type(actual).__name__})",
+            hint,
+        )
+    _fail(what, f"expected {_show(expected)}, got {_show(actual)}", hint)
+
+
+def _both_numbers(a: Any, b: Any) -> bool:
+    return isinstance(a, (int, float)) and isinstance(b, (int, float))
+
+
+def _mapping_difference(actual: Mapping, expected: Mapping) -> str:
+    missing = [k for k in expected if k not in actual]
+    extra = [k for k in actual if k not in expected]
+    wrong = [k for k in expected if k in actual and actual[k] != expected[k]]
+    parts = []
+    if missing:
+        parts.append(f"missing keys {_show(missing[:10])}")
+    if extra:
+        parts.append(f"unexpected keys {_show(extra[:10])}")
+    if wrong:
+        examples = ", ".join(f"{k!r}: expected {_show(expected[k])}, got {_show(actual[k])}" for k in wrong[:5])
+        parts.append(f"{len(wrong)} wrong values ({examples})")
+    return "; ".join(parts)
+
+
+def check_close(
+    actual: Any, expected: float, what: str, rel: float = 1e-6, abs_tol: float = 1e-9, hint: str | None = None
+) -> None:
+    """A number within a tolerance of `expected` (math.isclose with rel and abs_tol)."""
+    try:
+        number = float(actual)
+    except (TypeError, ValueError):
+        _fail(what, f"expected a number close to {expected!r}, got {_show(actual)}", hint)
+    if not math.isclose(number, expected, rel_tol=rel, abs_tol=abs_tol):
+        _fail(what, f"expected {expected!r} (relative tolerance {rel:g}), got {number!r}", hint)
+    passed(what)
+
+
+def check_array_close(
+    actual: Any, expected: Any, what: str, rtol: float = 1e-6, atol: float = 1e-9, hint: str | None = None
+) -> None:
+    """Arrays of the same shape whose elements agree within tolerances (numpy.allclose)."""
+    import numpy as np
+
+    a, e = np.asarray(actual), np.asarray(expected)
+    if a.shape != e.shape:
+        _fail(what, f"expected shape {e.shape}, got shape {a.shape}", hint)
+    bad = ~np.isclose(a, e, rtol=rtol, atol=atol)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        _fail(
+            what,
+            f"{int(bad.sum())} of {a.size} elements differ (rtol={rtol:g}, atol={atol:g}); "
+            f"first at index {first}: expected {e[first]!r}, got {a[first]!r}",
+            hint,
+        )
+    passed(what)
+
+
+def check_same_items(actual: Iterable, expected: Iterable, what: str, hint: str | None = None) -> None:
+    """The same elements with the same multiplicities, in any order."""
+    from collections import Counter
+
+    got, want = Counter(actual), Counter(expected)
+    if got != want:
+        missing = list((want - got).elements())[:10]
+        extra = list((got - want).elements())[:10]
+        _fail(what, f"missing {_show(missing)}; unexpected {_show(extra)}", hint)
+    passed(what)
+
+
+def check_raises(
+    error: type[BaseException], call: Callable[[], Any], what: str, hint: str | None = None
+) -> None:
+    """`call()` must raise `error`."""
+    try:
+        result = call()
+    except error:
+        passed(what)
+        return
+    except Exception as other:  # a different error is a failure with a clear message
+        _fail(what, f"expected {error.__name__}, got {type(other).__name__}: {other}", hint)
+    _fail(what, f"expected {error.__name__}, but it returned {_show(result)}", hint)
+
+
+def check_defined(namespace: Mapping[str, Any], name: str, hint: str | None = None) -> Any:
+    """`name` exists in the notebook (pass `globals()`); returns it."""
+    if name not in namespace:
+        _fail(f"`{name}` is defined", "not found", hint or f"run the cell that defines `{name}` first")
+    return namespace[name]

@@ -1,0 +1,248 @@
+"""Grade a whole class: ``make grade SUBMISSIONS=<folder or .zip>``.
+
+Each submission is graded by nbgrader in a private course root under a temporary folder, by its own
+worker process with a time limit, several at a time. Whatever one submission does (hang, kill its
+kernel, break nbgrader), the others are graded and it gets a row saying what went wrong.
+
+Writes ``<reports>/grades.csv`` (one row per student and notebook, points per grade cell) and
+``<reports>/feedback/<student>/index.html`` linking one nbgrader feedback page per notebook.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scalelab.grading import course
+from scalelab.grading.submissions import Rejected, Submission, collect, repair, unpack
+
+FIXED_COLUMNS = ["student", "assignment", "notebook", "status", "score", "max_score",
+                 "needs_manual_grading", "message"]
+
+
+@dataclass
+class Row:
+    student: str
+    assignment: str
+    notebook: str
+    status: str  # "graded" or "error"
+    score: float | None = None
+    max_score: float | None = None
+    needs_manual_grading: bool = False
+    message: str = ""
+    points: dict[str, float | None] = field(default_factory=dict)  # grade_id -> points
+
+
+def default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def grade_batch(
+    source: Path,
+    reports: Path,
+    workers: int | None = None,
+    cell_timeout: int = 120,
+    notebook_timeout: int = 1200,
+) -> list[Row]:
+    """Grade every notebook found in `source`; write the CSV and feedback under `reports`."""
+    scratch = Path(tempfile.mkdtemp(prefix="scalelab-grade-"))
+    try:
+        folder = unpack(Path(source), scratch / "unpacked")
+        submissions, rejected = collect(folder, course.notebook_index())
+        rows = [_rejected_row(r) for r in rejected]
+        templates = _prepare_templates({s.assignment for s in submissions}, scratch, rows, submissions)
+        groups = _group(s for s in submissions if s.assignment in templates)
+        print(f"grading {len(submissions)} notebooks from {len(groups)} submissions "
+              f"with {workers or default_workers()} workers ...", flush=True)
+        with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
+            jobs = [pool.submit(_grade_one, group, templates[group[0].assignment], scratch, reports,
+                                cell_timeout, notebook_timeout) for group in groups]
+            for job in jobs:
+                rows.extend(job.result())
+        rows.sort(key=lambda r: (r.student, r.assignment, r.notebook))
+        write_csv(rows, reports / "grades.csv")
+        write_feedback_index(rows, reports / "feedback")
+        return rows
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _group(submissions) -> list[list[Submission]]:
+    groups: dict[tuple[str, str], list[Submission]] = {}
+    for s in submissions:
+        groups.setdefault((s.student, s.assignment), []).append(s)
+    return list(groups.values())
+
+
+def _rejected_row(r: Rejected) -> Row:
+    return Row(r.student, r.assignment, r.notebook, "error", message=r.reason)
+
+
+def _prepare_templates(assignments, scratch: Path, rows: list[Row], submissions) -> dict[str, Path]:
+    """A gradebook per assignment (nbgrader generate_assignment), copied for each submission."""
+    templates = {}
+    for assignment in sorted(assignments):
+        root = scratch / "templates" / assignment
+        outcome = _worker(["prepare", "--root", str(root), "--assignment", assignment], timeout=600)
+        if outcome["success"]:
+            templates[assignment] = root
+        else:
+            reason = f"could not prepare {assignment} for grading: {outcome['error'] or outcome['log'][-500:]}"
+            rows.extend(Row(s.student, s.assignment, s.notebook, "error", message=reason)
+                        for s in submissions if s.assignment == assignment)
+    return templates
+
+
+def _worker(args: list[str], timeout: int, env: dict | None = None) -> dict:
+    command = [sys.executable, "-m", "scalelab.grading.worker", *args]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the worker, its kernel and anything they started
+        proc.communicate()
+        return {"success": False, "timed_out": True, "error": f"stopped after {timeout} s", "log": ""}
+    last = stdout.strip().splitlines()[-1] if stdout.strip() else ""
+    try:
+        return json.loads(last)
+    except json.JSONDecodeError:
+        return {"success": False, "error": f"grader process failed (exit {proc.returncode})",
+                "log": stdout[-2000:] + stderr[-4000:]}
+
+
+def _grade_one(group: list[Submission], template: Path, scratch: Path, reports: Path,
+               cell_timeout: int, notebook_timeout: int) -> list[Row]:
+    student, assignment = group[0].student, group[0].assignment
+    root = scratch / "runs" / f"{student}--{assignment}"
+    shutil.copytree(template, root, ignore=shutil.ignore_patterns("release"))
+    notes: dict[str, list[str]] = {}
+    for s in group:
+        notes[s.notebook] = repair(s.path, root / "submitted" / student / assignment / f"{s.notebook}.ipynb")
+    env = {**os.environ, "SCALELAB_SENTINEL": os.urandom(12).hex(), "SCALELAB_GRADING": "1", "CI": "1"}
+    outcome = _worker(["grade", "--root", str(root), "--assignment", assignment, "--student", student,
+                       "--cell-timeout", str(cell_timeout)], timeout=notebook_timeout, env=env)
+    if not outcome["success"]:
+        reason = _explain_failure(outcome, notebook_timeout)
+        return [Row(student, assignment, s.notebook, "error", message=reason) for s in group]
+    rows = [_scores(root, student, assignment, s.notebook, notes[s.notebook]) for s in group]
+    _copy_feedback(root, student, assignment, reports)
+    return rows
+
+
+def _explain_failure(outcome: dict, notebook_timeout: int) -> str:
+    text = f"{outcome.get('error', '')}\n{outcome.get('log', '')}"
+    if outcome.get("timed_out"):
+        return (f"grading stopped after {notebook_timeout} s (a cell that never ends and ignores "
+                "interrupts?); no points recorded")
+    if "Kernel died" in text or "DeadKernelError" in text or "kernel died" in text.lower():
+        return "the notebook's kernel died while running (os._exit, sys.exit in a thread, a crash " \
+               "or running out of memory); no points recorded"
+    last_error = [line for line in text.splitlines() if "rror" in line][-1:] or [text.strip()[-300:]]
+    return f"nbgrader could not grade this notebook: {last_error[0].strip()[:400]}"
+
+
+def _scores(root: Path, student: str, assignment: str, notebook: str, notes: list[str]) -> Row:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+        submitted = gradebook.find_submission_notebook(notebook, assignment, student)
+        points = {g.name: g.score for g in submitted.grades}
+        order = {c.grade_id: i for i, c in enumerate(course.grade_cells(
+            course.repo_root() / "solutions" / assignment / f"{notebook}.ipynb"))}
+        points = dict(sorted(points.items(), key=lambda kv: order.get(kv[0], 999)))
+        return Row(student, assignment, notebook, "graded",
+                   score=submitted.score, max_score=submitted.max_score,
+                   needs_manual_grading=bool(submitted.needs_manual_grade),
+                   message="; ".join(notes), points=points)
+
+
+def _copy_feedback(root: Path, student: str, assignment: str, reports: Path) -> None:
+    source = root / "feedback" / student / assignment
+    target = reports / "feedback" / student
+    target.mkdir(parents=True, exist_ok=True)
+    for page in source.glob("*.html"):
+        shutil.copy2(page, target / page.name)
+
+
+def write_csv(rows: list[Row], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grade_ids: list[str] = []
+    for row in rows:
+        grade_ids.extend(g for g in row.points if g not in grade_ids)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(FIXED_COLUMNS + grade_ids)
+        for r in rows:
+            fixed = [r.student, r.assignment, r.notebook, r.status, _num(r.score), _num(r.max_score),
+                     "yes" if r.needs_manual_grading else "", r.message]
+            writer.writerow(fixed + [_num(r.points.get(g)) for g in grade_ids])
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:g}"
+
+
+def write_feedback_index(rows: list[Row], folder: Path) -> None:
+    """feedback/<student>/index.html: the student's scores and links to each notebook's page."""
+    by_student: dict[str, list[Row]] = {}
+    for row in rows:
+        by_student.setdefault(row.student, []).append(row)
+    for student, own in by_student.items():
+        target = folder / student
+        target.mkdir(parents=True, exist_ok=True)
+        items = []
+        for r in own:
+            page = target / f"{r.notebook}.html"
+            name = html.escape(r.notebook or "(unrecognised file)")
+            link = f'<a href="{html.escape(page.name)}">{name}</a>' if page.exists() else name
+            if r.status == "graded":
+                detail = f"{_num(r.score)} / {_num(r.max_score)} points"
+                if r.needs_manual_grading:
+                    detail += " (written answers still to be marked)"
+            else:
+                detail = "not graded: " + html.escape(r.message)
+            items.append(f"<li>{link}: {detail}</li>")
+        (target / "index.html").write_text(
+            "<!doctype html><meta charset='utf-8'><title>Feedback for "
+            f"{html.escape(student)}</title><h1>Feedback for {html.escape(student)}</h1>"
+            f"<ul>{''.join(items)}</ul>\n"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m scalelab grade",
+                                     description="Grade a folder or .zip of submitted notebooks.")
+    parser.add_argument("submissions", type=Path)
+    parser.add_argument("--reports", type=Path, default=None,
+                        help="output folder (default: autograder/reports)")
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--cell-timeout", type=int, default=int(os.environ.get("SCALELAB_CELL_TIMEOUT", 120)))
+    parser.add_argument("--notebook-timeout", type=int, default=1200)
+    args = parser.parse_args(argv)
+    if not args.submissions.exists():
+        print(f"error: {args.submissions} does not exist; pass SUBMISSIONS=<folder or .zip>", file=sys.stderr)
+        return 2
+    reports = args.reports or course.repo_root() / "autograder" / "reports"
+    rows = grade_batch(args.submissions, reports, args.workers, args.cell_timeout, args.notebook_timeout)
+    errors = [r for r in rows if r.status == "error"]
+    for r in rows:
+        verdict = f"{_num(r.score)}/{_num(r.max_score)}" if r.status == "graded" else f"ERROR: {r.message}"
+        print(f"  {r.student:<24} {r.notebook or '-':<28} {verdict}")
+    print(f"wrote {reports / 'grades.csv'} ({len(rows)} rows, {len(errors)} errors) "
+          f"and feedback pages under {reports / 'feedback'}")
+    return 0

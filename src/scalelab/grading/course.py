@@ -1,0 +1,88 @@
+"""Where the course lives: assignments, notebooks and the nbgrader configuration."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+
+def repo_root() -> Path:
+    """The repository: $SCALELAB_ROOT, or the first parent of this file or of the cwd with autograder/."""
+    if os.environ.get("SCALELAB_ROOT"):
+        return Path(os.environ["SCALELAB_ROOT"]).resolve()
+    for start in (Path(__file__).resolve(), Path.cwd().resolve()):
+        for folder in (start, *start.parents):
+            if (folder / "autograder" / "nbgrader_config.py").exists() and (folder / "solutions").is_dir():
+                return folder
+    raise FileNotFoundError("cannot find the course repository (a folder with autograder/ and solutions/); "
+                            "run from inside it or set SCALELAB_ROOT")
+
+
+def config_file() -> Path:
+    return repo_root() / "autograder" / "nbgrader_config.py"
+
+
+def assignments() -> list[str]:
+    """Assignment ids, in teaching order: the folders of solutions/ that hold notebooks."""
+    root = repo_root() / "solutions"
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+
+
+def source_notebooks(assignment: str) -> list[Path]:
+    return sorted((repo_root() / "solutions" / assignment).glob("*.ipynb"))
+
+
+def released_notebook(assignment: str, notebook: str) -> Path:
+    return repo_root() / "labs" / assignment / f"{notebook}.ipynb"
+
+
+@dataclass(frozen=True)
+class GradeCell:
+    grade_id: str
+    points: float
+    kind: str  # "tests" (autograded), "answer" (an autograded answer cell) or "manual"
+
+
+def grade_cells(path: Path) -> list[GradeCell]:
+    """The graded cells of a notebook, in order."""
+    cells = []
+    for cell in nbformat.read(path, as_version=4).cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade"):
+            kind = "manual" if meta.get("solution") or cell.cell_type != "code" else "tests"
+            cells.append(GradeCell(meta["grade_id"], float(meta.get("points", 0)), kind))
+    return cells
+
+
+def notebook_index() -> dict[str, str]:
+    """notebook name (stem) -> assignment id, over the whole course."""
+    return {nb.stem: a for a in assignments() for nb in source_notebooks(a)}
+
+
+def run_nbgrader(args: list[str], release_directory: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the nbgrader CLI with the course configuration (from autograder/)."""
+    command = [sys.executable, "-m", "nbgrader", *args]
+    if release_directory is not None:
+        command.append(f"--CourseDirectory.release_directory={release_directory}")
+    return subprocess.run(command, cwd=repo_root() / "autograder", capture_output=True, text=True)
+
+
+def release(assignment_ids: list[str] | None = None, release_directory: Path | None = None) -> None:
+    """Regenerate the student notebooks (labs/ by default) from solutions/ with nbgrader."""
+    for assignment in assignment_ids or assignments():
+        proc = run_nbgrader(["generate_assignment", assignment, "--force"], release_directory)
+        if proc.returncode != 0:
+            raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n{proc.stdout}{proc.stderr}")
+        print(f"released {assignment} -> {release_directory or repo_root() / 'labs'}/{assignment}")
+
+
+def validate(path: Path) -> dict:
+    """nbgrader's verdict on a notebook (the exit status of `nbgrader validate` is always 0)."""
+    from nbgrader.validator import Validator
+
+    return Validator().validate(str(path))

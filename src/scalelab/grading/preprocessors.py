@@ -1,0 +1,119 @@
+"""nbgrader preprocessors that close the traps listed in GRADING_NOTES (each one step, one class).
+
+``autograder/nbgrader_config.py`` puts them into nbgrader's autograde and feedback chains:
+
+* ``AppendSentinel`` / ``RequireSentinel``: every test cell must run to its last line. A submission
+  that neutralises later cells (an IPython input transformer, a ``pre_run_cell`` hook) loses the
+  points of every test cell it touched. A tripwire, not a proof: see autograder/README.md.
+* ``DemoteStderr``: text on stderr (Spark's log4j, ``warnings.warn``) no longer zeroes a test cell;
+  only an error does.
+* ``TruncateOutputs``: a megabyte-long line can't bloat the graded notebook or the feedback page.
+* ``ScrubTracebacks``: feedback pages show a failed check's message, not the hidden test code that the
+  traceback would quote (nbgrader's ``ClearHiddenTests`` removes it from the cell source).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+from nbconvert.preprocessors import Preprocessor
+from nbformat.v4 import new_output
+from traitlets import Integer
+
+# One token per grading process; the batch runner gives each submission its own.
+TOKEN = os.environ.get("SCALELAB_SENTINEL") or secrets.token_hex(12)
+SENTINEL_PREFIX = "scalelab-test-cell-done"
+
+
+def _is_test_cell(cell) -> bool:
+    meta = cell.metadata.get("nbgrader", {})
+    return cell.cell_type == "code" and meta.get("grade", False) and not meta.get("solution", False)
+
+
+def _sentinel(cell) -> str:
+    return f"{SENTINEL_PREFIX}:{TOKEN}:{cell.metadata['nbgrader']['grade_id']}"
+
+
+def _sentinel_code(cell) -> str:
+    return f"\nprint({_sentinel(cell)!r})  # added by the grader"
+
+
+class AppendSentinel(Preprocessor):
+    """Before execution: end every test cell with a line that prints a secret token."""
+
+    def preprocess_cell(self, cell, resources, index):
+        if _is_test_cell(cell):
+            cell.source = cell.source.rstrip("\n") + _sentinel_code(cell)
+        return cell, resources
+
+
+class RequireSentinel(Preprocessor):
+    """After execution: a test cell without its token (and without an error) gets an error."""
+
+    def preprocess_cell(self, cell, resources, index):
+        if not _is_test_cell(cell):
+            return cell, resources
+        token_line = _sentinel(cell)
+        cell.source = cell.source.replace(_sentinel_code(cell), "")
+        seen = False
+        for output in cell.outputs:
+            if output.output_type == "stream" and token_line in output.text:
+                seen = True
+                output.text = output.text.replace(token_line + "\n", "").replace(token_line, "")
+        cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.text == "")]
+        failed = any(o.output_type == "error" for o in cell.outputs)
+        if not seen and not failed:
+            cell.outputs.append(
+                new_output(
+                    "error",
+                    ename="GradingError",
+                    evalue="this test cell did not run to its end, so its checks can't be trusted "
+                    "(did code in the notebook change how cells run?)",
+                    traceback=["GradingError: this test cell did not run to its end"],
+                )
+            )
+        return cell, resources
+
+
+class DemoteStderr(Preprocessor):
+    """Stderr text in a test cell becomes ordinary output: only an error costs points."""
+
+    def preprocess_cell(self, cell, resources, index):
+        if _is_test_cell(cell):
+            for output in cell.outputs:
+                if output.output_type == "stream" and output.name == "stderr":
+                    output.name = "stdout"
+        return cell, resources
+
+
+class TruncateOutputs(Preprocessor):
+    """Cap every text output (nbgrader's LimitOutput counts lines, not characters)."""
+
+    max_chars = Integer(20_000, help="characters kept of each output").tag(config=True)
+
+    def _cut(self, text: str) -> str:
+        if len(text) <= self.max_chars:
+            return text
+        return text[: self.max_chars] + f"\n... [output cut by the grader: {len(text):,} characters in all]\n"
+
+    def preprocess_cell(self, cell, resources, index):
+        for output in cell.get("outputs", []):
+            if output.output_type == "stream":
+                output.text = self._cut(output.text)
+            elif "data" in output:
+                for mime, value in list(output.data.items()):
+                    if isinstance(value, str) and mime.startswith("text/"):
+                        output.data[mime] = self._cut(value)
+        return cell, resources
+
+
+class ScrubTracebacks(Preprocessor):
+    """In feedback, a failed test cell shows the error's message, not the code that raised it."""
+
+    def preprocess_cell(self, cell, resources, index):
+        if _is_test_cell(cell):
+            for output in cell.outputs:
+                if output.output_type == "error":
+                    output.traceback = [f"{output.ename}: {output.evalue}"]
+        return cell, resources
