@@ -7,6 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.scalelab-installed
 SUBMISSIONS ?=
 PYTEST_ARGS ?=
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: help setup lab test test-fast release grade feedback formgrader doctor bench cases lint lock clean
 

@@ -97,7 +97,7 @@ def _prepare_templates(assignments, scratch: Path, rows: list[Row], submissions)
         if outcome["success"]:
             templates[assignment] = root
         else:
-            reason = f"could not prepare {assignment} for grading: {outcome['error'] or outcome['log'][-500:]}"
+            reason = f"could not prepare {assignment} for grading: {_last_line(outcome)}"
             rows.extend(Row(s.student, s.assignment, s.notebook, "error", message=reason)
                         for s in submissions if s.assignment == assignment)
     return templates
@@ -106,7 +106,7 @@ def _prepare_templates(assignments, scratch: Path, rows: list[Row], submissions)
 def _worker(args: list[str], timeout: int, env: dict | None = None) -> dict:
     command = [sys.executable, "-m", "scalelab.grading.worker", *args]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, start_new_session=True)
+                            env=course.tool_env(env), start_new_session=True)
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -129,7 +129,7 @@ def _grade_one(group: list[Submission], template: Path, scratch: Path, reports: 
     notes: dict[str, list[str]] = {}
     for s in group:
         notes[s.notebook] = repair(s.path, root / "submitted" / student / assignment / f"{s.notebook}.ipynb")
-    env = {**os.environ, "SCALELAB_SENTINEL": os.urandom(12).hex(), "SCALELAB_GRADING": "1", "CI": "1"}
+    env = {"SCALELAB_SENTINEL": os.urandom(12).hex(), "CI": "1"}  # CI=1: no Spark UI
     outcome = _worker(["grade", "--root", str(root), "--assignment", assignment, "--student", student,
                        "--cell-timeout", str(cell_timeout)], timeout=notebook_timeout, env=env)
     if not outcome["success"]:
@@ -140,6 +140,11 @@ def _grade_one(group: list[Submission], template: Path, scratch: Path, reports: 
     return rows
 
 
+def _last_line(outcome: dict) -> str:
+    lines = [line.strip() for line in f"{outcome.get('error', '')}\n{outcome.get('log', '')}".splitlines()]
+    return next((line for line in reversed(lines) if line), "no details")[:400]
+
+
 def _explain_failure(outcome: dict, notebook_timeout: int) -> str:
     text = f"{outcome.get('error', '')}\n{outcome.get('log', '')}"
     if outcome.get("timed_out"):
@@ -148,8 +153,7 @@ def _explain_failure(outcome: dict, notebook_timeout: int) -> str:
     if "Kernel died" in text or "DeadKernelError" in text or "kernel died" in text.lower():
         return "the notebook's kernel died while running (os._exit, sys.exit in a thread, a crash " \
                "or running out of memory); no points recorded"
-    last_error = [line for line in text.splitlines() if "rror" in line][-1:] or [text.strip()[-300:]]
-    return f"nbgrader could not grade this notebook: {last_error[0].strip()[:400]}"
+    return f"nbgrader could not grade this notebook: {_last_line(outcome)}"
 
 
 def _scores(root: Path, student: str, assignment: str, notebook: str, notes: list[str]) -> Row:
@@ -157,7 +161,7 @@ def _scores(root: Path, student: str, assignment: str, notebook: str, notes: lis
 
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
         submitted = gradebook.find_submission_notebook(notebook, assignment, student)
-        points = {g.name: g.score for g in submitted.grades}
+        points = {g.name: None if g.needs_manual_grade else g.score for g in submitted.grades}
         order = {c.grade_id: i for i, c in enumerate(course.grade_cells(
             course.repo_root() / "solutions" / assignment / f"{notebook}.ipynb"))}
         points = dict(sorted(points.items(), key=lambda kv: order.get(kv[0], 999)))

@@ -5,7 +5,7 @@ autograder/README.md). Each case replaces one or more answer cells and states th
 for the test cells it affects; every other test cell must keep its full points.
 
 Running a whole notebook per case would cost minutes per notebook, so the runner executes the
-solution once in a live kernel, then for each case runs the replacement answers, re-runs the test
+solution once in a live kernel (down to its last test cell), then for each case runs the replacement answers, re-runs the test
 cells from the first replaced cell down, scores them as nbgrader does, and puts the solution's answers
 back. Cells that are not answers or tests are not re-run: test cells should call the student's
 functions rather than read variables computed by worked-example cells.
@@ -114,9 +114,9 @@ class LiveNotebook:
 
     def __init__(self, path: Path, timeout: int = 300):
         self.path = path
-        self.notebook = nbformat.read(path, as_version=4)
+        self.notebook = nbformat.read(path, as_version=4)  # pristine: nbclient replaces executed cells
         self.client = NotebookClient(
-            self.notebook, timeout=timeout, allow_errors=True,
+            copy.deepcopy(self.notebook), timeout=timeout, allow_errors=True,
             resources={"metadata": {"path": str(path.parent)}},
         )
         self.index = {_meta(c)["grade_id"]: i for i, c in enumerate(self.notebook.cells) if _meta(c).get("grade_id")}
@@ -129,15 +129,24 @@ class LiveNotebook:
     def __enter__(self) -> LiveNotebook:
         self._kernel = self.client.setup_kernel()
         self._kernel.__enter__()
-        for i, cell in enumerate(self.notebook.cells):
+        self._execute(range(0, self.tests[-1] + 1 if self.tests else len(self.notebook.cells)))
+        executed = self.client.nb.cells
+        self.solution_points = {_meta(executed[i])["grade_id"]: score(executed[i]) for i in self.tests}
+        return self
+
+    def _execute(self, indices) -> None:
+        for i in indices:
+            cell = self.client.nb.cells[i]
             if cell.cell_type == "code":
                 self.client.execute_cell(cell, i)
                 error = next((o for o in cell.outputs if o.output_type == "error"), None)
                 if error is not None:
                     self.cell_errors.append(f"cell {i}: {error.ename}: {error.evalue}")
-        self.solution_points = {_meta(self.notebook.cells[i])["grade_id"]: score(self.notebook.cells[i])
-                                for i in self.tests}
-        return self
+
+    def finish(self) -> None:
+        """Run the cells below the last test cell (the closing cells that stop Spark or Dask)."""
+        if self.tests:
+            self._execute(range(self.tests[-1] + 1, len(self.notebook.cells)))
 
     def __exit__(self, *exc) -> None:
         self._kernel.__exit__(*exc)
@@ -176,4 +185,5 @@ def run_cases(notebook_path: Path, cases: list[Case] | None = None, timeout: int
     cases = load_cases(cases_file(notebook_path)) if cases is None else cases
     with LiveNotebook(notebook_path, timeout) as live:
         results = [live.run_case(case) for case in cases]
+        live.finish()
     return live, results

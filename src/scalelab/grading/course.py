@@ -64,12 +64,20 @@ def notebook_index() -> dict[str, str]:
     return {nb.stem: a for a in assignments() for nb in source_notebooks(a)}
 
 
+def tool_env(extra: dict | None = None) -> dict:
+    """The environment for nbgrader subprocesses: this venv's bin/ first (nbgrader runs `alembic`)."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return {**os.environ, "PATH": path, **(extra or {})}
+
+
 def run_nbgrader(args: list[str], release_directory: Path | None = None) -> subprocess.CompletedProcess:
     """Run the nbgrader CLI with the course configuration (from autograder/)."""
+    (repo_root() / "autograder" / "course").mkdir(exist_ok=True)  # nbgrader's root, git-ignored
     command = [sys.executable, "-m", "nbgrader", *args]
     if release_directory is not None:
         command.append(f"--CourseDirectory.release_directory={release_directory}")
-    return subprocess.run(command, cwd=repo_root() / "autograder", capture_output=True, text=True)
+    return subprocess.run(command, cwd=repo_root() / "autograder", capture_output=True, text=True,
+                          env=tool_env())
 
 
 def release(assignment_ids: list[str] | None = None, release_directory: Path | None = None) -> None:

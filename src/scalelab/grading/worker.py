@@ -36,6 +36,7 @@ def run(action: str, root: Path, assignment: str, student: str | None, cell_time
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
+    root.mkdir(parents=True, exist_ok=True)
     config = course_config(root, cell_timeout)
     log_text = io.StringIO()
     handler = logging.StreamHandler(log_text)
