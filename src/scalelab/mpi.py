@@ -12,7 +12,6 @@ More processes than cores is allowed (MPICH's launcher oversubscribes), which is
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -23,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 INSTALL_HINT = "install MPI with `pip install mpich mpi4py` (or run `make setup`)"
-_LABEL = re.compile(r"^\[(\d+)\] ?(.*)$")
 
 
 class MPIError(RuntimeError):
@@ -45,27 +43,36 @@ def find_mpiexec() -> Path:
     raise MPIError(f"No mpiexec found beside {sys.executable} or on PATH: {INSTALL_HINT}.")
 
 
+# Each rank sends its stdout and stderr to its own files: mpiexec's merged, labelled stream splits
+# lines whenever a rank writes a line in two pieces.
+_LAUNCHER = """\
+import os, runpy, sys
+folder, script = sys.argv[1], sys.argv[2]
+rank = os.environ.get("PMI_RANK") or os.environ.get("OMPI_COMM_WORLD_RANK") or "0"
+for fd, kind in ((1, "out"), (2, "err")):
+    target = os.open(os.path.join(folder, f"rank-{rank}.{kind}"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(target, fd)
+sys.argv = sys.argv[2:]
+sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+runpy.run_path(script, run_name="__main__")
+"""
+
+
 @dataclass
 class MPIResult:
-    """What an MPI run printed, split by rank."""
+    """What an MPI run printed: ``outputs[r]`` and ``errors[r]`` are rank r's stdout and stderr."""
 
     n: int
     returncode: int
-    stdout: str  # every rank's lines, each prefixed with "[rank] " by mpiexec
-    stderr: str
-
-    @property
-    def outputs(self) -> list[str]:
-        """outputs[r] is what rank r printed to stdout, in its own order."""
-        per_rank: list[list[str]] = [[] for _ in range(self.n)]
-        for line in self.stdout.splitlines():
-            match = _LABEL.match(line)
-            if match and int(match.group(1)) < self.n:
-                per_rank[int(match.group(1))].append(match.group(2))
-        return ["\n".join(lines) for lines in per_rank]
+    outputs: list[str]
+    errors: list[str]
 
     def lines(self, rank: int) -> list[str]:
         return self.outputs[rank].splitlines()
+
+    @property
+    def stderr(self) -> str:
+        return "".join(f"[rank {r}] {line}\n" for r, e in enumerate(self.errors) for line in e.splitlines())
 
     def __str__(self) -> str:
         return "\n".join(f"--- rank {r} ---\n{out}" for r, out in enumerate(self.outputs))
@@ -86,34 +93,46 @@ def run_mpi(
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     with tempfile.TemporaryDirectory(prefix="scalelab-mpi-") as tmp:
-        script = _as_script(program, Path(tmp))
+        folder = Path(tmp)
+        script = _as_script(program, folder)
+        launcher = folder / "launch_rank.py"
+        launcher.write_text(_LAUNCHER)
         command = [
-            str(find_mpiexec()), "-n", str(n), "-launcher", "fork", "-l",
-            sys.executable, str(script), *map(str, args),
+            str(find_mpiexec()), "-n", str(n), "-launcher", "fork",
+            sys.executable, str(launcher), str(folder), str(script), *map(str, args),
         ]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            cwd=cwd, env=env, start_new_session=True,  # its own process group, to kill every rank
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=cwd, start_new_session=True,  # its own process group, to kill every rank
         )
         try:
-            stdout, stderr = proc.communicate(timeout=timeout)
+            launcher_output, _ = proc.communicate(timeout=timeout)
+            timed_out = False
         except subprocess.TimeoutExpired:
             _kill_group(proc)
-            stdout, stderr = proc.communicate()
-            raise MPITimeout(
-                f"the MPI program did not finish within {timeout:g} s on {n} processes and was stopped. "
-                "A common cause is a deadlock: every rank waiting in a blocking call (recv, or a send "
-                "of a large message) for a partner that is also waiting. Output so far:\n"
-                + _tail(stdout + stderr)
-            ) from None
-    result = MPIResult(n=n, returncode=proc.returncode, stdout=stdout, stderr=stderr)
+            launcher_output, _ = proc.communicate()
+            timed_out = True
+        result = MPIResult(n, proc.returncode, _read(folder, n, "out"), _read(folder, n, "err"))
+    if timed_out:
+        raise MPITimeout(
+            f"the MPI program did not finish within {timeout:g} s on {n} processes and was stopped. "
+            "A common cause is a deadlock: every rank waiting in a blocking call (recv, or a send "
+            "of a large message) for a partner that is also waiting. Output so far:\n" + _tail(str(result))
+        )
     if check and result.returncode != 0:
         raise MPIError(
             f"the MPI program exited with status {result.returncode} on {n} processes:\n"
-            + _tail(stderr or stdout)
+            + _tail(result.stderr or launcher_output or str(result))
         )
     return result
+
+
+def _read(folder: Path, n: int, kind: str) -> list[str]:
+    texts = []
+    for rank in range(n):
+        path = folder / f"rank-{rank}.{kind}"
+        texts.append(path.read_text(errors="replace").rstrip("\n") if path.exists() else "")
+    return texts
 
 
 def _as_script(program: str | os.PathLike, folder: Path) -> Path:

@@ -17,12 +17,13 @@ from __future__ import annotations
 import os
 import secrets
 
-from nbconvert.preprocessors import Preprocessor
 from nbformat.v4 import new_output
+from nbgrader.preprocessors import NbGraderPreprocessor as Preprocessor  # enabled by default
 from traitlets import Integer
 
 # One token per grading process; the batch runner gives each submission its own.
-TOKEN = os.environ.get("SCALELAB_SENTINEL") or secrets.token_hex(12)
+# Read, then removed from the environment, so that the kernel started later doesn't inherit it.
+TOKEN = os.environ.pop("SCALELAB_SENTINEL", "") or secrets.token_hex(12)
 SENTINEL_PREFIX = "scalelab-test-cell-done"
 
 

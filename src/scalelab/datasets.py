@@ -1,0 +1,389 @@
+"""The course's data, offline: committed files, files shipped inside pyspark, and generators.
+
+Every committed file under ``datasets/`` is listed in ``datasets/MANIFEST`` with its sha256, size,
+provenance and licence. ``path(name)`` checks a file against that list before a lab uses it, so a lab
+never silently teaches from edited data. Generators such as ``make_corpus`` make data of any size from a
+seed, so that hidden tests can ask for a fresh input and benchmarks can ask for a large one.
+
+Command line::
+
+    python -m scalelab.datasets verify     # check every MANIFEST entry
+    python -m scalelab.datasets manifest   # rewrite sha256 and size of the listed files
+
+Importing this module is cheap: numpy is imported only by the generators.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+DATASETS_DIR = Path(__file__).resolve().parents[2] / "datasets"
+MANIFEST_NAME = "MANIFEST"
+MANIFEST_COLUMNS = ("path", "sha256", "bytes", "source", "licence")
+MANIFEST_HEADER = "\t".join(MANIFEST_COLUMNS)
+UNLISTED_OK = {MANIFEST_NAME, "README.md"}  # files of datasets/ that describe the data rather than hold it
+
+
+class DatasetError(RuntimeError):
+    """A dataset is missing, unknown or differs from its MANIFEST entry; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One MANIFEST row."""
+
+    path: str
+    sha256: str
+    bytes: int
+    source: str
+    licence: str
+
+
+def datasets_dir() -> Path:
+    """Where the committed data lives; ``SCALELAB_DATASETS`` points elsewhere (tests, a shared copy)."""
+    override = os.environ.get("SCALELAB_DATASETS")
+    return Path(override).expanduser().resolve() if override else DATASETS_DIR
+
+
+def manifest_file() -> Path:
+    return datasets_dir() / MANIFEST_NAME
+
+
+# --- the MANIFEST -----------------------------------------------------------------------------------
+
+
+def _data_lines(text: str) -> Iterator[tuple[int, str]]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            yield number, line
+
+
+def _parse_row(number: int, line: str) -> Entry:
+    cells = line.split("\t")
+    if len(cells) != len(MANIFEST_COLUMNS):
+        raise DatasetError(
+            f"{manifest_file()} line {number}: expected {len(MANIFEST_COLUMNS)} tab-separated columns "
+            f"({', '.join(MANIFEST_COLUMNS)}), found {len(cells)}"
+        )
+    path, sha256, size, source, licence = (cell.strip() for cell in cells)
+    try:
+        return Entry(path, sha256.lower(), int(size), source, licence)
+    except ValueError:
+        raise DatasetError(f"{manifest_file()} line {number}: size {size!r} is not a whole number") from None
+
+
+def read_manifest() -> dict[str, Entry]:
+    """The MANIFEST's entries by path (relative to ``datasets/``)."""
+    where = manifest_file()
+    if not where.is_file():
+        raise DatasetError(f"no {where}: the datasets folder is incomplete; run `git checkout datasets/`")
+    rows = _data_lines(where.read_text(encoding="utf-8"))
+    header = next(rows, None)
+    if header is None or tuple(c.strip() for c in header[1].split("\t")) != MANIFEST_COLUMNS:
+        raise DatasetError(f"{where}: the first non-comment line must be the header {MANIFEST_HEADER!r}")
+    entries = [_parse_row(number, line) for number, line in rows]
+    return {entry.path: entry for entry in entries}
+
+
+def sha256_of(file: Path) -> str:
+    digest = hashlib.sha256()
+    with open(file, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- committed files ------------------------------------------------------------------------------
+
+_verified: set[tuple[str, int, int]] = set()  # (absolute path, size, mtime_ns) already hashed this process
+
+
+def _normalise(name: str) -> str:
+    name = name.replace("\\", "/").strip()
+    return name.removeprefix("datasets/")
+
+
+def _fix_hint(name: str) -> str:
+    return (
+        f"run `git checkout datasets/{name}` to restore it, or, if the change is intended, "
+        "update the MANIFEST with `python -m scalelab.datasets manifest`"
+    )
+
+
+def _mismatch(entry: Entry, file: Path) -> str | None:
+    """What differs between the file and its entry, or None; hashing is skipped when the size differs."""
+    size = file.stat().st_size
+    if size != entry.bytes:
+        return f"it has {size} bytes, the MANIFEST says {entry.bytes}"
+    actual = sha256_of(file)
+    if actual != entry.sha256:
+        return f"its sha256 is {actual}, the MANIFEST says {entry.sha256}"
+    return None
+
+
+def _check(entry: Entry, file: Path) -> None:
+    if not file.is_file():
+        raise DatasetError(f"datasets/{entry.path} is missing ({file}): {_fix_hint(entry.path)}")
+    stat = file.stat()
+    key = (str(file), stat.st_size, stat.st_mtime_ns)
+    if key in _verified:
+        return
+    problem = _mismatch(entry, file)
+    if problem:
+        raise DatasetError(f"datasets/{entry.path} changed: {problem}; {_fix_hint(entry.path)}")
+    _verified.add(key)
+
+
+def path(name: str) -> Path:
+    """The path of a committed data file, after checking it against the MANIFEST.
+
+    ``name`` is relative to ``datasets/``, e.g. ``"setup/sample_lines.txt"``.
+    """
+    name = _normalise(name)
+    entries = read_manifest()
+    entry = entries.get(name)
+    if entry is None:
+        known = ", ".join(sorted(entries)) or "(none)"
+        raise DatasetError(f"unknown dataset {name!r}; the MANIFEST lists: {known}")
+    file = datasets_dir() / entry.path
+    _check(entry, file)
+    return file
+
+
+# --- data shipped inside pyspark ------------------------------------------------------------------
+
+
+def pyspark_home() -> Path:
+    """The installed pyspark package's folder, found without importing pyspark (no JVM, no delay)."""
+    spec = importlib.util.find_spec("pyspark")
+    if spec is None or not spec.submodule_search_locations:
+        raise DatasetError("pyspark is not installed in this Python; run `make setup` (or pip install -e .)")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def pyspark_data(relative: str) -> Path:
+    """A file shipped with pyspark, e.g. ``"data/graphx/followers.txt"``: offline data with known answers."""
+    home = pyspark_home()
+    file = home / relative
+    if file.is_file():
+        return file
+    folder = file.parent
+    while not folder.is_dir() and folder != home:
+        folder = folder.parent
+    available = sorted(p.name for p in folder.iterdir())[:30]
+    raise DatasetError(
+        f"pyspark at {home} ships no {relative!r}; {folder.relative_to(home) or '.'} holds: "
+        + (", ".join(available) or "(nothing)")
+    )
+
+
+# --- a generated English-like corpus --------------------------------------------------------------
+
+COMMON_WORDS = (
+    "the of and to a in is it you that he was for on are with as his they be at one have this from or "
+    "had by not word but what some we can out other were all there when up use your how said an each she "
+    "which do their time if will way about many then them would write like so these her long make thing "
+    "see him two has look more day could go come did number sound no most people my over know water than "
+    "call first who may down side been now find"
+).split()
+ONSETS = ("b", "br", "c", "ch", "d", "dr", "f", "fl", "g", "gr", "h", "j", "k", "l", "m", "n", "p", "pl",
+          "pr", "r", "s", "sh", "sl", "st", "t", "th", "tr", "v", "w", "y", "z", "")
+INNER_ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z")  # no clusters mid-word
+VOWELS = ("a", "e", "i", "o", "u", "ai", "ea", "ee", "oo", "ou", "y")
+CODAS = ("", "", "n", "r", "s", "t", "l", "m", "nd", "st", "ck", "ng", "rt", "sh")
+SYLLABLE_COUNTS = (1, 2, 3)
+SYLLABLE_WEIGHTS = (0.3, 0.5, 0.2)
+VOCABULARY_SIZE = 5000
+VOCABULARY_SEED = 1729  # fixed: every corpus, whatever its seed, draws from the same words
+ZIPF_EXPONENT = 1.07  # word frequency ~ 1 / (rank + ZIPF_SHIFT) ** ZIPF_EXPONENT, as in English text
+ZIPF_SHIFT = 2.7
+BLOCK_WORDS = 1 << 20  # words drawn per step: bounded memory, and the text does not depend on the caller
+
+
+def vocabulary(size: int = VOCABULARY_SIZE) -> list[str]:
+    """Distinct lowercase words, most frequent first: real function words, then made-up pronounceable ones.
+
+    Built from syllables with a fixed seed, so nothing is downloaded and every machine gets the same list.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(VOCABULARY_SEED)
+    words = list(dict.fromkeys(COMMON_WORDS))[:size]
+    seen = set(words)
+    made_up: list[str] = []
+    while len(words) + len(made_up) < size:
+        word = _made_up_word(rng)
+        if len(word) > 1 and word not in seen:
+            seen.add(word)
+            made_up.append(word)
+    # short words first: frequent words are short in real languages too (Zipf's law of abbreviation)
+    return words + sorted(made_up, key=len)
+
+
+def _made_up_word(rng: np.random.Generator) -> str:
+    syllables = int(rng.choice(SYLLABLE_COUNTS, p=SYLLABLE_WEIGHTS))
+    word = ONSETS[rng.integers(len(ONSETS))] + VOWELS[rng.integers(len(VOWELS))]
+    for _ in range(syllables - 1):
+        word += INNER_ONSETS[rng.integers(len(INNER_ONSETS))] + VOWELS[rng.integers(len(VOWELS))]
+    return word + CODAS[rng.integers(len(CODAS))]
+
+
+def zipf_probabilities(size: int = VOCABULARY_SIZE) -> np.ndarray:
+    """Rank-frequency law of natural language (Zipf-Mandelbrot): a few words dominate, most are rare."""
+    import numpy as np
+
+    weights = 1.0 / (np.arange(size) + ZIPF_SHIFT) ** ZIPF_EXPONENT
+    return weights / weights.sum()
+
+
+def iter_corpus(n_words: int, seed: int = 0, line_words: int = 12) -> Iterator[str]:
+    """The corpus as text blocks, each a whole number of lines ending with a newline.
+
+    Lines hold ``line_words`` words (the last may hold fewer). The text depends only on the arguments.
+    """
+    import numpy as np
+
+    if n_words < 0 or line_words < 1:
+        raise ValueError(f"need n_words >= 0 and line_words >= 1, got {n_words} and {line_words}")
+    words = np.array(vocabulary())
+    cumulative = np.cumsum(zipf_probabilities(len(words)))
+    rng = np.random.default_rng(seed)
+    block = max(line_words, BLOCK_WORDS - BLOCK_WORDS % line_words)  # whole lines per block
+    for start in range(0, n_words, block):
+        count = min(block, n_words - start)
+        ranks = np.searchsorted(cumulative, rng.random(count) * cumulative[-1], side="right")
+        chosen = words[np.minimum(ranks, len(words) - 1)].tolist()
+        yield "".join(" ".join(chosen[i : i + line_words]) + "\n" for i in range(0, count, line_words))
+
+
+def make_corpus(n_words: int, seed: int = 0, line_words: int = 12) -> str:
+    """A deterministic English-like text of exactly ``n_words`` words, with Zipf-distributed frequencies."""
+    return "".join(iter_corpus(n_words, seed, line_words))
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """What ``write_corpus`` wrote: the file, and its size in words and bytes."""
+
+    path: Path
+    words: int
+    bytes: int
+
+
+def write_corpus(
+    target: str | os.PathLike[str],
+    n_words: int | None = None,
+    n_bytes: int | None = None,
+    seed: int = 0,
+    line_words: int = 12,
+) -> Corpus:
+    """Write a corpus of ``n_words`` words, or of about ``n_bytes`` bytes, a block at a time.
+
+    With ``n_bytes`` the file ends with the first whole line that reaches that size (so it is at most
+    one line larger); ``Corpus.words`` says exactly how many words it holds.
+    """
+    if (n_words is None) == (n_bytes is None):
+        raise ValueError("give exactly one of n_words and n_bytes")
+    if n_bytes is not None and n_bytes < 1:
+        raise ValueError(f"n_bytes must be positive, got {n_bytes}")
+    target = Path(target)
+    limit = n_words if n_words is not None else sys.maxsize
+    words = written = 0
+    with open(target, "w", encoding="ascii", newline="\n") as stream:
+        for text in iter_corpus(limit, seed, line_words):
+            if n_bytes is not None and written + len(text) >= n_bytes:
+                text = text[: text.index("\n", n_bytes - written - 1) + 1]  # up to the line reaching n_bytes
+            stream.write(text)
+            words += text.count(" ") + text.count("\n")
+            written += len(text)
+            if n_bytes is not None and written >= n_bytes:
+                break
+    return Corpus(target, words, written)
+
+
+# --- command line ---------------------------------------------------------------------------------
+
+
+def manifest_rows() -> list[Entry]:
+    """The MANIFEST's entries with sha256 and size recomputed from the files (source and licence kept)."""
+    rows = []
+    for entry in read_manifest().values():
+        file = datasets_dir() / entry.path
+        if not file.is_file():
+            raise DatasetError(f"the MANIFEST lists datasets/{entry.path}, which is missing; remove its row")
+        rows.append(Entry(entry.path, sha256_of(file), file.stat().st_size, entry.source, entry.licence))
+    return rows
+
+
+def write_manifest(rows: list[Entry]) -> None:
+    """Rewrite the MANIFEST's rows in place, keeping its comments and header."""
+    by_path = {row.path: row for row in rows}
+    where = manifest_file()
+    lines = where.read_text(encoding="utf-8").splitlines()
+    data = dict(_data_lines("\n".join(lines)))
+    header_number = min(data)
+    out = []
+    for number, line in enumerate(lines, start=1):
+        if number in data and number != header_number:
+            row = by_path[_parse_row(number, line).path]
+            line = "\t".join([row.path, row.sha256, str(row.bytes), row.source, row.licence])
+        out.append(line)
+    where.write_text("\n".join(out) + "\n", encoding="utf-8")
+
+
+def unlisted_files() -> list[str]:
+    """Files under datasets/ that the MANIFEST does not list (every committed data file must be listed)."""
+    root = datasets_dir()
+    listed = set(read_manifest())
+    found = (p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    return sorted(name for name in found if name not in listed and name not in UNLISTED_OK)
+
+
+def verify() -> list[str]:
+    """Every problem with the committed data, as messages; empty when all is well."""
+    problems = []
+    for name in read_manifest():
+        try:
+            path(name)
+        except DatasetError as error:
+            problems.append(str(error))
+    problems += [f"datasets/{name} is not listed in the MANIFEST; add its row" for name in unlisted_files()]
+    return problems
+
+
+USAGE = """usage: python -m scalelab.datasets verify | manifest
+
+  verify     check every file listed in datasets/MANIFEST (size and sha256), and that none is unlisted
+  manifest   recompute sha256 and size of every listed file and rewrite the MANIFEST
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["verify"]:
+        problems = verify()
+        for problem in problems:
+            print(problem)
+        print(f"{len(read_manifest())} files listed, {len(problems)} problems")
+        return 1 if problems else 0
+    if args == ["manifest"]:
+        rows = manifest_rows()
+        write_manifest(rows)
+        print(f"rewrote {manifest_file()}: {len(rows)} files")
+        return 0
+    print(USAGE, end="")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

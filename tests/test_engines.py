@@ -1,0 +1,102 @@
+"""MPI, OpenCL and Dask helpers against the real libraries (MPI through a real mpiexec)."""
+
+import time
+
+import pytest
+
+from scalelab import mpi, opencl
+
+RING = """
+from mpi4py import MPI
+comm = MPI.COMM_WORLD
+right, left = (comm.rank + 1) % comm.size, (comm.rank - 1) % comm.size
+got = comm.sendrecv(comm.rank, dest=right, source=left)
+print(f"rank {comm.rank} got {got}")
+"""
+
+
+@pytest.mark.parametrize("n", [1, 2, 4])
+def test_run_mpi_returns_each_ranks_output(n):
+    result = mpi.run_mpi(RING, n=n, timeout=60)
+    assert result.outputs == [f"rank {r} got {(r - 1) % n}" for r in range(n)]
+
+
+def test_run_mpi_stops_a_deadlock_with_a_clear_error():
+    deadlock = "from mpi4py import MPI\nc = MPI.COMM_WORLD\nc.recv(source=(c.rank + 1) % c.size)\n"
+    start = time.monotonic()
+    with pytest.raises(mpi.MPITimeout, match="deadlock"):
+        mpi.run_mpi(deadlock, n=2, timeout=5)
+    assert time.monotonic() - start < 30
+
+
+def test_run_mpi_reports_a_failing_program():
+    with pytest.raises(mpi.MPIError, match="ZeroDivisionError"):
+        mpi.run_mpi("1 / 0\n", n=2)
+
+
+def test_mpirun_cell_magic_prints_ranks_in_order():
+    from IPython.testing.globalipapp import start_ipython
+    from IPython.utils.capture import capture_output
+
+    shell = start_ipython()
+    mpi.load_ipython_extension(shell)
+    with capture_output() as captured:
+        shell.run_cell_magic("mpirun", "-n 3", "from mpi4py import MPI\nprint(MPI.COMM_WORLD.rank * 10)\n")
+    assert captured.stdout.split() == ["[rank", "0]", "0", "[rank", "1]", "10", "[rank", "2]", "20"]
+    with pytest.raises(mpi.MPIError, match="unknown option"):
+        shell.run_cell_magic("mpirun", "--bogus", "pass\n")
+
+
+def test_opencl_context_without_prompting(monkeypatch, capsys):
+    import numpy as np
+    import pyopencl as cl
+    import pyopencl.array as cla
+
+    monkeypatch.delenv("PYOPENCL_CTX", raising=False)
+    context = opencl.get_context()
+    assert "OpenCL:" in capsys.readouterr().out
+    queue = cl.CommandQueue(context)
+    x = cla.to_device(queue, np.arange(7, dtype=np.float32))
+    assert (2 * x).get().tolist() == [0, 2, 4, 6, 8, 10, 12]
+    monkeypatch.setenv("PYOPENCL_CTX", "0")
+    assert opencl.get_context(verbose=False).devices[0].name == context.devices[0].name
+
+
+def test_opencl_missing_platform_says_how_to_install(monkeypatch):
+    import pyopencl as cl
+
+    def no_platform():
+        raise cl.LogicError("clGetPlatformIDs failed: PLATFORM_NOT_FOUND_KHR")
+
+    monkeypatch.setattr(cl, "get_platforms", no_platform)
+    with pytest.raises(opencl.OpenCLNotFound, match=r"pyopencl\[pocl\]"):
+        opencl.get_context()
+
+
+def test_opencl_bad_pyopencl_ctx_is_explained(monkeypatch):
+    monkeypatch.setenv("PYOPENCL_CTX", "7:7")
+    with pytest.raises(opencl.OpenCLNotFound, match="PYOPENCL_CTX"):
+        opencl.get_context()
+
+
+@pytest.mark.slow
+def test_get_client_local_cluster_then_scheduler(monkeypatch, dask_scheduler, capsys):
+    import dask.array as da
+
+    from scalelab import dask as sdask
+
+    monkeypatch.delenv("SCALELAB_DASK_SCHEDULER", raising=False)
+    client = sdask.get_client(n_workers=2)
+    try:
+        assert len(client.scheduler_info(n_workers=-1)["workers"]) == 2
+        assert "LocalCluster with 2 worker processes" in capsys.readouterr().out
+        assert sdask.get_client() is client  # one client per kernel
+    finally:
+        sdask.close_client()
+    monkeypatch.setenv("SCALELAB_DASK_SCHEDULER", dask_scheduler)
+    client = sdask.get_client()
+    try:
+        assert client.scheduler.address == dask_scheduler
+        assert int(da.ones(1000, chunks=100).sum().compute()) == 1000
+    finally:
+        sdask.close_client()

@@ -1,0 +1,240 @@
+"""Grading is right: cases per exercise, and whole-class batches that survive every known trap."""
+
+import copy
+import csv
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from scalelab.grading import cases, course
+from scalelab.grading.batch import grade_batch
+from scalelab.grading.submissions import collect
+
+REPO = Path(__file__).resolve().parent.parent
+SOURCES = [nb for a in course.assignments() for nb in course.source_notebooks(a)]
+GRADED = [nb for nb in SOURCES if any(c.kind == "tests" for c in course.grade_cells(nb))]
+
+
+def _id(path: Path) -> str:
+    return path.stem
+
+
+@pytest.mark.parametrize("notebook", GRADED, ids=_id)
+def test_every_exercise_has_two_wrong_cases_and_one_alternative(notebook):
+    found = cases.load_cases(cases.cases_file(notebook))
+    for answer in cases.exercises(nbformat.read(notebook, 4)):
+        wrong = [c for c in found if answer in c.answers and c.kind == "wrong"]
+        right = [c for c in found if answer in c.answers and c.kind == "alternative"]
+        assert len(wrong) >= 2 and len(right) >= 1, f"{answer}: {len(wrong)} wrong, {len(right)} alternative"
+    full = {c.grade_id: c.points for c in course.grade_cells(notebook)}
+    for case in found:
+        if case.kind == "wrong":
+            assert any(p < full[g] for g, p in case.expect.items()), f"wrong case {case.name!r} loses nothing"
+        else:
+            assert not case.expect, f"alternative case {case.name!r} must expect full points"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", GRADED, ids=_id)
+def test_solution_runs_and_every_case_gets_its_expected_points(notebook):
+    live, results = cases.run_cases(notebook)
+    assert live.cell_errors == [], "the solution notebook has failing cells"
+    assert live.solution_points == live.full_points
+    failures = [r.describe() for r in results if not r.ok]
+    assert failures == []
+
+
+def test_case_runner_catches_a_case_whose_expectation_is_wrong(tmp_path):
+    """A mis-stated case must fail the runner (the runner is not a rubber stamp)."""
+    toy = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "scalelab", "display_name": "s",
+                                                            "language": "python"}})
+    answer = nbformat.v4.new_code_cell("def double(x):\n    return 2 * x")
+    answer.metadata["nbgrader"] = {"grade": False, "solution": True, "locked": False, "grade_id": "a",
+                                   "schema_version": 3}
+    test = nbformat.v4.new_code_cell("assert double(3) == 6")
+    test.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True, "grade_id": "a-tests",
+                                 "points": 2, "schema_version": 3}
+    warn = nbformat.v4.new_code_cell("import sys\nprint('noise', file=sys.stderr)\nassert double(0) == 0")
+    warn.metadata["nbgrader"] = {**test.metadata["nbgrader"], "grade_id": "b-tests", "points": 1}
+    toy.cells = [answer, test, warn]
+    path = tmp_path / "toy.ipynb"
+    nbformat.write(toy, path)
+    wrong = cases.Case("triple", "wrong", {"a": "def double(x):\n    return 3 * x"}, {"a-tests": 0})
+    misstated = cases.Case("triple, said right", "wrong", {"a": "def double(x):\n    return 3 * x"}, {})
+    live, results = cases.run_cases(path, [wrong, misstated])
+    assert live.solution_points == {"a-tests": 2.0, "b-tests": 1.0}  # stderr alone costs nothing
+    assert [r.ok for r in results] == [True, False]
+    assert "a-tests: expected 2, got 0" in results[1].describe()
+
+
+# ---- a whole class, with every trap from GRADING_NOTES -------------------------------------------
+
+SETUP = REPO / "solutions" / "00-setup" / "00-setup.ipynb"
+LAB = REPO / "labs" / "00-setup" / "00-setup.ipynb"
+FULL = {"setup-words-tests": 1.0, "setup-spark-tests": 2.0, "setup-dask-tests": 2.0}
+
+
+def _answered(overrides: dict[str, str] | None = None) -> nbformat.NotebookNode:
+    """The released lab with the solution's answers typed in, some replaced by `overrides`."""
+    solution = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in nbformat.read(SETUP, 4).cells}
+    notebook = nbformat.read(LAB, 4)
+    for cell in notebook.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution") and cell.cell_type == "code":
+            cell.source = (overrides or {}).get(meta["grade_id"], solution[meta["grade_id"]])
+    return notebook
+
+
+def _class_folder(folder: Path) -> None:
+    folder.mkdir()
+    case = next(c for c in cases.load_cases(cases.cases_file(SETUP)) if c.name == "split on a single space")
+    nbformat.write(nbformat.read(SETUP, 4), folder / "alice_00-setup.ipynb")
+    nbformat.write(nbformat.read(LAB, 4), folder / "bob_00-setup.ipynb")
+    nbformat.write(_answered(case.answers), folder / "carol_00-setup.ipynb")
+    (folder / "dave_00-setup.ipynb").write_text('{"cells": [')
+    duplicated = _answered()
+    index = next(i for i, c in enumerate(duplicated.cells)
+                 if c.metadata.get("nbgrader", {}).get("grade_id") == "setup-words-tests")
+    twin = copy.deepcopy(duplicated.cells[index])
+    twin.id = "pasted-copy"
+    duplicated.cells.insert(index + 1, twin)
+    nbformat.write(duplicated, folder / "erin_00-setup.ipynb")
+    nbformat.write(_answered({"setup-words": "import os\nos._exit(1)"}), folder / "frank_00-setup.ipynb")
+    hack = nbformat.read(LAB, 4)
+    first = next(c for c in hack.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "setup-words")
+    first.source = "get_ipython().input_transformers_cleanup.append(lambda lines: ['pass\\n'])"
+    nbformat.write(hack, folder / "grace_00-setup.ipynb")
+    noisy = (
+        "import os, sys, warnings\n\n"
+        "def words_per_line(lines):\n"
+        "    warnings.warn('a correct answer that warns')\n"
+        "    print('and writes to stderr', file=sys.stderr)\n"
+        "    os.write(2, b'and to file descriptor 2\\n')\n"
+        "    return [len(line.split()) for line in lines]\n"
+    )
+    nbformat.write(_answered({"setup-words": noisy}), folder / "heidi_00-setup.ipynb")
+    nbformat.write(_answered({"setup-dask": "while True:\n    pass"}), folder / "ivan_00-setup.ipynb")
+    chatty = "print('x' * 5_000_000)\n\ndef words_per_line(lines):\n    return [len(s.split()) for s in lines]\n"
+    nbformat.write(_answered({"setup-words": chatty}), folder / "judy_00-setup.ipynb")
+    nbformat.write(nbformat.read(SETUP, 4), folder / "kevin_homework.ipynb")
+
+
+@pytest.fixture(scope="module")
+def graded_class(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("class") / "submissions"
+    _class_folder(folder)
+    reports = folder.parent / "reports"
+    rows = grade_batch(folder, reports, workers=2, cell_timeout=40, notebook_timeout=600)
+    return {r.student: r for r in rows}, reports
+
+
+def _auto(row) -> dict:
+    return {k: v for k, v in row.points.items() if k in FULL}
+
+
+@pytest.mark.slow
+def test_solution_full_marks_blank_lab_zero_and_a_case_its_points(graded_class):
+    rows, _ = graded_class
+    assert rows["alice"].status == "graded" and _auto(rows["alice"]) == FULL
+    assert rows["alice"].needs_manual_grading and rows["alice"].points["setup-reflection"] is None
+    assert rows["bob"].status == "graded" and _auto(rows["bob"]) == dict.fromkeys(FULL, 0.0)
+    assert _auto(rows["carol"]) == {**FULL, "setup-words-tests": 0.0}
+
+
+@pytest.mark.slow
+def test_broken_files_get_error_rows_and_the_others_are_graded(graded_class):
+    rows, reports = graded_class
+    assert rows["dave"].status == "error" and "not a valid notebook" in rows["dave"].message
+    assert rows["kevin_homework"].status == "error" and "matches no course notebook" in rows["kevin_homework"].message
+    with (reports / "grades.csv").open() as handle:
+        table = list(csv.DictReader(handle))
+    assert len(table) == len(rows)
+    alice = next(r for r in table if r["student"] == "alice")
+    assert (alice["status"], alice["score"], alice["setup-spark-tests"]) == ("graded", "5", "2")
+    assert next(r for r in table if r["student"] == "dave")["status"] == "error"
+
+
+@pytest.mark.slow
+def test_a_duplicated_cell_does_not_abort_grading(graded_class):
+    rows, _ = graded_class
+    assert rows["erin"].status == "graded" and _auto(rows["erin"]) == FULL
+    assert "setup-words-tests" in rows["erin"].message  # the note says which cell was a copy
+
+
+@pytest.mark.slow
+def test_a_dead_kernel_gets_a_row_saying_so(graded_class):
+    rows, _ = graded_class
+    assert rows["frank"].status == "error" and "kernel died" in rows["frank"].message
+
+
+@pytest.mark.slow
+def test_neutralised_test_cells_score_nothing(graded_class):
+    rows, _ = graded_class
+    assert rows["grace"].status == "graded" and _auto(rows["grace"]) == dict.fromkeys(FULL, 0.0)
+
+
+@pytest.mark.slow
+def test_stderr_from_a_correct_answer_costs_no_points(graded_class):
+    rows, _ = graded_class
+    assert _auto(rows["heidi"]) == FULL
+
+
+@pytest.mark.slow
+def test_an_endless_cell_is_interrupted_and_only_its_exercise_fails(graded_class):
+    rows, _ = graded_class
+    assert rows["ivan"].status == "graded" and _auto(rows["ivan"]) == {**FULL, "setup-dask-tests": 0.0}
+
+
+@pytest.mark.slow
+def test_huge_output_is_cut_and_feedback_hides_hidden_tests(graded_class):
+    rows, reports = graded_class
+    assert _auto(rows["judy"]) == FULL
+    assert (reports / "feedback" / "judy" / "00-setup.html").stat().st_size < 1_000_000
+    page = (reports / "feedback" / "alice" / "00-setup.html").read_text()
+    assert "setup-spark-tests" in page or "total_words" in page  # the page is the graded notebook
+    for secret in ("BEGIN HIDDEN TESTS", "_random.Random(20261123)", "scalelab-test-cell-done"):
+        assert secret not in page
+    bob = (reports / "feedback" / "bob" / "00-setup.html").read_text()
+    assert "_rng" not in bob  # tracebacks don't quote hidden test code either
+    index = (reports / "feedback" / "alice" / "index.html").read_text()
+    assert "00-setup.html" in index and "5 / 6 points" in index
+
+
+@pytest.mark.slow
+def test_validate_api_gives_the_verdict_the_cli_exit_status_does_not(tmp_path):
+    lab = tmp_path / "00-setup.ipynb"
+    lab.write_bytes(LAB.read_bytes())
+    cli = subprocess.run([sys.executable, "-m", "nbgrader", "validate", str(lab)], capture_output=True,
+                         text=True, env=course.tool_env(), timeout=600)
+    assert cli.returncode == 0  # nbgrader says "success" as an exit status even though tests fail...
+    verdict = course.validate(lab)
+    assert verdict.get("failed"), verdict  # ...while its Python API reports the failures
+
+
+def test_submission_layouts_and_zip(tmp_path):
+    known = course.notebook_index()
+    nested = tmp_path / "nested" / "submitted" / "amy" / "00-setup"
+    nested.mkdir(parents=True)
+    (nested / "00-setup.ipynb").write_bytes(LAB.read_bytes())
+    per_student = tmp_path / "nested" / "Ben Ode"
+    per_student.mkdir()
+    (per_student / "00-setup.ipynb").write_bytes(LAB.read_bytes())
+    (tmp_path / "nested" / "cy-00-setup.ipynb").write_bytes(LAB.read_bytes())
+    (tmp_path / "nested" / "dee_4711_00-setup-1.ipynb").write_bytes(LAB.read_bytes())
+    found, rejected = collect(tmp_path / "nested", known)
+    assert sorted((s.student, s.notebook) for s in found) == [
+        ("Ben_Ode", "00-setup"), ("amy", "00-setup"), ("cy", "00-setup"), ("dee_4711", "00-setup")]
+    assert rejected == []
+    archive = tmp_path / "class.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(LAB, "export/eve_00-setup.ipynb")
+        z.writestr("export/notes.ipynb", "{}")
+    from scalelab.grading.submissions import unpack
+
+    found, rejected = collect(unpack(archive, tmp_path / "unzipped"), known)
+    assert [(s.student, s.notebook) for s in found] == [("eve", "00-setup")]
+    assert len(rejected) == 1 and "matches no course notebook" in rejected[0].reason

