@@ -31,7 +31,9 @@ def _cases(paths: list[str]) -> int:
         for message in live.cell_errors:
             print(f"  solution cell failed: {message}")
         for r in results:
-            print(f"  {'ok  ' if r.ok else 'FAIL'} {r.case.kind:<11} {r.case.name}" + ("" if r.ok else f"\n       {r.describe()}"))
+            print(f"  {'ok  ' if r.ok else 'FAIL'} {r.case.kind:<11} {r.case.name}")
+            if not r.ok:
+                print(f"       {r.describe()}")
         failures += sum(not r.ok for r in results) + len(live.cell_errors)
     return 1 if failures else 0
 
