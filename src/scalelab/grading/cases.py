@@ -7,8 +7,9 @@ for the test cells it affects; every other test cell must keep its full points.
 Running a whole notebook per case would cost minutes per notebook, so the runner executes the
 solution once in a live kernel (down to its last test cell), then for each case runs the
 replacement answers, re-runs the test cells from the first replaced cell down, scores them as
-nbgrader does, and puts the solution's answers back. Cells that are not answers or tests are not re-run: test cells should call the student's
-functions rather than read variables computed by worked-example cells.
+nbgrader does, and puts the solution's answers back. Cells that are not answers or tests are not
+re-run: test cells should call the student's functions rather than read variables computed by
+worked-example cells.
 """
 
 from __future__ import annotations
