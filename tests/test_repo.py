@@ -3,6 +3,7 @@
 import json
 import re
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -89,3 +90,10 @@ def test_git_tracks_no_notebook_outputs_or_runtime_folders():
     if not tracked:
         pytest.skip("not a git checkout")
     assert not [t for t in tracked if t.startswith(("autograder/course/", "autograder/reports/", ".venv/"))]
+
+
+def test_code_and_notebooks_are_ruff_clean():
+    targets = [str(REPO / d) for d in ("src", "tests", "bench", "solutions", "tools", "autograder")]
+    lint = subprocess.run([str(Path(sys.executable).parent / "ruff"), "check", "--output-format", "concise",
+                           *targets], capture_output=True, text=True, cwd=REPO)
+    assert lint.returncode == 0, lint.stdout[-3000:]
