@@ -61,3 +61,24 @@ def test_check_same_items_and_raises():
     checks.check_same_items(["a", "b"], ["b", "a"], "words")
     with pytest.raises(checks.CheckFailed, match="expected ValueError, but it returned 1"):
         checks.check_raises(ValueError, lambda: 1, "empty input")
+
+
+def test_doctor_reports_every_part_with_versions():
+    from scalelab import doctor
+
+    text, healthy = doctor.report()
+    for name in ("Python", "Cores", "Memory", "Java", "Spark", "MPI", "OpenCL", "Dask", "Jupyter"):
+        assert f"ok {name}" in text, text
+    assert "pyspark 4.3.0" in text and "mpi4py 4.1.2" in text and "MPICH" in text
+    assert healthy
+
+
+def test_doctor_says_how_to_fix_what_is_missing(monkeypatch):
+    from scalelab import doctor
+
+    real = doctor._version
+    monkeypatch.setattr(doctor, "_version", lambda name: "" if name in ("mpi4py", "pyopencl") else real(name))
+    text, healthy = doctor.report()
+    assert not healthy
+    assert "-- MPI        mpi4py is not installed" in text and "pip install mpich mpi4py" in text
+    assert "-- OpenCL     pyopencl is not installed" in text

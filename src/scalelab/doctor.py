@@ -1,6 +1,6 @@
 """`make doctor`: what this machine offers the labs, and how to fix what is missing.
 
-Each line is ``ok``, ``--`` (missing or broken, followed by the fix) or ``..`` (information).
+Each line is ``ok``, ``--`` (missing or broken, followed by the fix) or ``..`` (a detail).
 The checks only look: no Spark session, cluster or MPI job is started, except one 1-process
 ``mpiexec`` run that proves MPI works.
 """
@@ -20,9 +20,10 @@ class Finding:
     ok: bool
     detail: str
     fix: str = ""
+    info: bool = False  # a detail under the line above, not a check of its own
 
     def lines(self) -> list[str]:
-        mark = "ok" if self.ok else "--"
+        mark = ".." if self.info else "ok" if self.ok else "--"
         out = [f"{mark} {self.name:<10} {self.detail}"]
         if not self.ok and self.fix:
             out.append(f"   {'':<10} fix: {self.fix}")
@@ -90,9 +91,9 @@ def check_opencl() -> list[Finding]:
     except Exception as error:  # a broken ICD loader or driver
         return [Finding("OpenCL", False, f"pyopencl {_version('pyopencl')}: {error}", INSTALL_HINT)]
     found = [Finding("OpenCL", True, f"pyopencl {_version('pyopencl')}, {len(devices)} device(s)")]
-    found += [Finding("", True, f"[{i}] {d.describe()}") for i, d in enumerate(devices)]
+    found += [Finding("", True, f"[{i}] {d.describe()}", info=True) for i, d in enumerate(devices)]
     if not any(d.kind == "GPU" for d in devices):
-        found.append(Finding("", True, "no GPU device: kernels run on the CPU (set PYOPENCL_CTX to choose)"))
+        found.append(Finding("", True, "no GPU device: kernels run on the CPU (set PYOPENCL_CTX to choose)", info=True))
     return found
 
 
