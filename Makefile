@@ -7,6 +7,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.scalelab-installed
 SUBMISSIONS ?=
 PYTEST_ARGS ?=
+# Jupyter refuses to start as root (containers, CI) unless told to
+JUPYTER_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: help setup lab test test-fast release grade feedback formgrader doctor bench cases lint lock clean
@@ -35,7 +37,7 @@ $(STAMP): pyproject.toml constraints.txt
 setup: $(STAMP)
 
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=labs
+	$(BIN)/jupyter lab $(JUPYTER_ROOT_FLAG) --notebook-dir=labs
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -65,7 +67,7 @@ feedback:
 	@echo "one zip per student in autograder/reports/feedback-zips/"
 
 formgrader: setup
-	cd autograder && $(abspath $(BIN))/jupyter lab --ServerApp.root_dir=..
+	cd autograder && $(abspath $(BIN))/jupyter lab $(JUPYTER_ROOT_FLAG) --ServerApp.root_dir=..
 
 bench: setup
 	$(BIN)/python -m bench
