@@ -85,3 +85,18 @@ def test_labs_ask_for_every_function():
     for stem in NOTEBOOKS:
         text = (REPO / "labs" / "07-opencl" / f"{stem}.ipynb").read_text()
         assert "raise NotImplementedError" in text and "BEGIN SOLUTION" not in text
+
+
+def test_a_lab_runs_unchanged_on_the_device_named_by_pyopencl_ctx(monkeypatch):
+    """§7: `PYOPENCL_CTX` (how a GPU is chosen elsewhere) drives the same set-up and answer cells."""
+    monkeypatch.setenv("PYOPENCL_CTX", "0:0")
+    notebook = nbformat.read(FOLDER / "07-host-and-device.ipynb", 4)
+    wanted = {"cl-saxpy"}
+    namespace: dict = {}
+    for cell in notebook.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "code" and (meta.get("grade_id") in wanted or "get_context()" in cell.source
+                                         or "def round_up" in cell.source):
+            exec(compile(_code(cell), cell.id, "exec"), namespace)
+    x = np.arange(100, dtype=np.float32)
+    np.testing.assert_allclose(namespace["saxpy"](namespace["queue"], 3.0, x, x), 4 * x)
