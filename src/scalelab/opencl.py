@@ -57,6 +57,11 @@ def _device_info(device: cl.Device) -> DeviceInfo:
     )
 
 
+def describe_device(device: cl.Device) -> str:
+    """One line naming a device, its platform, compute units, memory and OpenCL version."""
+    return _device_info(device).describe()
+
+
 def list_devices() -> list[DeviceInfo]:
     """Every device of every platform; raises OpenCLNotFound when there is none."""
     import pyopencl as cl
@@ -106,5 +111,5 @@ def get_context(verbose: bool = True) -> cl.Context:
         context = cl.Context([pick_device()])
         chosen_by = "GPU preferred, CPU fallback"
     if verbose:
-        print(f"OpenCL: {_device_info(context.devices[0]).describe()} [{chosen_by}]")
+        print(f"OpenCL: {describe_device(context.devices[0])} [{chosen_by}]")
     return context

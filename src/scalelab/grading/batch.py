@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import html
 import json
+import re
 import os
 import shutil
 import signal
@@ -141,8 +142,11 @@ def _grade_one(group: list[Submission], template: Path, scratch: Path, reports: 
 
 
 def _last_line(outcome: dict) -> str:
+    """The most telling line of a failed nbgrader run: its last exception, else its last line."""
     lines = [line.strip() for line in f"{outcome.get('error', '')}\n{outcome.get('log', '')}".splitlines()]
-    return next((line for line in reversed(lines) if line), "no details")[:400]
+    lines = [line for line in lines if line and "see the the above traceback" not in line]
+    errors = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Timeout)\b", line)]
+    return (errors or lines or ["no details"])[-1][:400]
 
 
 def _explain_failure(outcome: dict, notebook_timeout: int) -> str:
