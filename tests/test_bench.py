@@ -126,3 +126,10 @@ def test_plot_speedup_draws_measured_points_and_amdahl_curves() -> None:
     amdahl_half = axes.get_lines()[1]
     assert amdahl_half.get_ydata()[-1] == pytest.approx(bench.amdahl(0.5, 4))
     figure.savefig(os.devnull, format="png")  # renders without a display
+
+
+def test_markdown_table_keeps_a_pipe_inside_one_cell():
+    from scalelab.bench import markdown_table
+
+    table = markdown_table(["method", "s"], [["tr | sort | uniq -c", 1.5]])
+    assert table.splitlines()[-1] == "| tr \\| sort \\| uniq -c | 1.5 |"

@@ -83,8 +83,12 @@ def time_it(fn: Callable[[], Any], repeat: int = 5, warmup: int = 1) -> Timing:
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A GitHub-flavoured markdown table; numbers keep the format the caller gave them."""
-    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + " --- |" * len(header)]
-    lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+
+    def cells(values: Sequence[Any]) -> str:
+        return "| " + " | ".join(str(v).replace("|", "\\|") for v in values) + " |"  # `tr | sort` stays one cell
+
+    lines = [cells(header), "|" + " --- |" * len(header)]
+    lines += [cells(row) for row in rows]
     return "\n".join(lines)
 
 
