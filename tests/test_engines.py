@@ -100,3 +100,14 @@ def test_get_client_local_cluster_then_scheduler(monkeypatch, dask_scheduler, ca
         assert int(da.ones(1000, chunks=100).sum().compute()) == 1000
     finally:
         sdask.close_client()
+
+
+def test_program_folder_is_a_fresh_working_directory(monkeypatch, capsys):
+    monkeypatch.chdir("/")
+    folder = mpi.program_folder()
+    assert folder.is_dir() and list(folder.iterdir()) == []
+    import os
+
+    assert os.getcwd() == str(folder) and str(folder) in capsys.readouterr().out
+    result = mpi.run_mpi("import os\nprint(os.getcwd())\n", n=1)
+    assert result.outputs[0] == str(folder)  # programs written there run there

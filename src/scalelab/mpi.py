@@ -148,6 +148,18 @@ def _as_script(program: str | os.PathLike, folder: Path) -> Path:
     return script
 
 
+def program_folder(prefix: str = "scalelab-mpi-") -> Path:
+    """A new scratch folder, made the working directory, for the programs a notebook writes.
+
+    ``%%writefile prog.py`` writes into the working directory; beside the notebook that would be the
+    course tree, where a stray program would end up in the next release.
+    """
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chdir(folder)
+    print(f"MPI programs and their data are written to {folder}")
+    return folder
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
