@@ -143,9 +143,3 @@ def check_raises(
         _fail(what, f"expected {error.__name__}, got {type(other).__name__}: {other}", hint)
     _fail(what, f"expected {error.__name__}, but it returned {_show(result)}", hint)
 
-
-def check_defined(namespace: Mapping[str, Any], name: str, hint: str | None = None) -> Any:
-    """`name` exists in the notebook (pass `globals()`); returns it."""
-    if name not in namespace:
-        _fail(f"`{name}` is defined", "not found", hint or f"run the cell that defines `{name}` first")
-    return namespace[name]

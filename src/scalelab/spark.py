@@ -136,8 +136,3 @@ def stop_spark() -> None:
     if _session is not None:
         _session.stop()
         _session = None
-
-
-def uses_connect() -> bool:
-    """True when get_spark() returns a Spark Connect session (which has no RDD API)."""
-    return spark_remote() is not None

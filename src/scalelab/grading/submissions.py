@@ -13,8 +13,6 @@ Accepted (see autograder/README.md):
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,11 +142,3 @@ def repair(notebook_path: Path, out_path: Path) -> list[str]:
     out_path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, out_path)
     return notes
-
-
-def staging_folder() -> Path:
-    return Path(tempfile.mkdtemp(prefix="scalelab-submissions-"))
-
-
-def remove(folder: Path) -> None:
-    shutil.rmtree(folder, ignore_errors=True)
