@@ -73,7 +73,7 @@ bench: setup
 	$(BIN)/python -m bench
 
 lint: setup
-	$(BIN)/ruff check src tests bench solutions
+	$(BIN)/ruff check src tests bench solutions tools autograder
 
 lock: setup
 	$(BIN)/python -m pip freeze --exclude-editable | sed '1i # Full lock of the environment that `make setup` installs (pip install -c constraints.txt).\n# Regenerate with `make lock` after changing a pin in pyproject.toml.' > constraints.txt

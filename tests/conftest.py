@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from scalelab import clusters
+from scalelab.grading import cases
 
 REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("CI", "1")  # no Spark UI in tests
@@ -37,3 +38,25 @@ def dask_scheduler():
     """A Dask scheduler with two worker processes; the address for SCALELAB_DASK_SCHEDULER."""
     with clusters.dask_cluster(workers=2) as address:
         yield address
+
+
+@pytest.fixture
+def run_solution(monkeypatch):
+    """Run a solution notebook top to bottom with the given engine variables; return what it printed.
+
+    Fails when any cell errors or a test cell loses points. The kernel inherits this process's
+    environment, so e.g. ``run_solution(path, SCALELAB_DASK_SCHEDULER=address)`` runs it on a cluster.
+    """
+
+    def run(notebook: Path, **env: str) -> str:
+        for name in ("SCALELAB_SPARK_MASTER", "SPARK_REMOTE", "SCALELAB_DASK_SCHEDULER"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        with cases.LiveNotebook(notebook) as live:
+            live.finish()
+        assert live.cell_errors == []
+        assert live.solution_points == live.full_points
+        return "".join(o.get("text", "") for c in live.client.nb.cells for o in c.get("outputs", []))
+
+    return run

@@ -67,7 +67,7 @@ def _port_open(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def _processes(logdir: Path) -> Iterator[list[subprocess.Popen]]:
+def _processes() -> Iterator[list[subprocess.Popen]]:
     """Processes started into the yielded list are killed (with their children) on exit."""
     started: list[subprocess.Popen] = []
     try:
@@ -116,7 +116,7 @@ def spark_standalone(cores: int = 2, memory: str = "2g", timeout: float = 90) ->
         spark_class = str(_spark_home() / "bin" / "spark-class")
         port, ui = free_port(), free_port()
         master = f"spark://{HOST}:{port}"
-        with _processes(workdir) as procs:
+        with _processes() as procs:
             procs.append(_start([spark_class, "org.apache.spark.deploy.master.Master", "--host", HOST,
                                  "--port", str(port), "--webui-port", str(ui)], workdir / "master.log", env))
             _wait(lambda: _port_open(port), "Spark master", procs[0], workdir / "master.log", timeout)
@@ -153,7 +153,7 @@ def spark_connect_server(timeout: float = 120) -> Iterator[str]:
             "--conf", f"spark.driver.extraJavaOptions={quiet}",
             "spark-internal",
         ]
-        with _processes(workdir) as procs:
+        with _processes() as procs:
             procs.append(_start(command, workdir / "connect.log", env))
             _wait(lambda: _port_open(port), "Spark Connect server", procs[0], workdir / "connect.log", timeout)
             yield f"sc://{HOST}:{port}"
@@ -167,7 +167,7 @@ def dask_cluster(workers: int = 2, timeout: float = 60) -> Iterator[str]:
         port = free_port()
         address = f"tcp://{HOST}:{port}"
         dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
-        with _processes(workdir) as procs:
+        with _processes() as procs:
             procs.append(_start([*dask, "--host", HOST, "--port", str(port), "--dashboard-address",
                                  f"{HOST}:0"], workdir / "scheduler.log"))
             _wait(lambda: _port_open(port), "Dask scheduler", procs[0], workdir / "scheduler.log", timeout)
