@@ -98,7 +98,7 @@ def test_pyspark_data_finds_shipped_files() -> None:
 
 def test_vocabulary_is_distinct_words_with_common_english_first() -> None:
     words = datasets.vocabulary()
-    assert len(words) == datasets.VOCABULARY_SIZE == len(set(words))
+    assert len(words) == datasets.corpus.VOCABULARY_SIZE == len(set(words))
     assert words[:3] == ["the", "of", "and"]
     assert all(word.isalpha() and word.islower() for word in words)
     assert datasets.vocabulary() == words
@@ -126,7 +126,7 @@ def test_corpus_frequencies_are_zipf_like() -> None:
 
 
 def test_corpus_blocks_join_to_the_same_text_as_one_call(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(datasets, "BLOCK_WORDS", 1200)  # many blocks, each a whole number of lines
+    monkeypatch.setattr(datasets.corpus, "BLOCK_WORDS", 1200)  # many blocks, each a whole number of lines
     blocks = list(datasets.iter_corpus(10_000, seed=2))
     assert len(blocks) > 1 and all(block.endswith("\n") for block in blocks)
     assert sum(len(block.split()) for block in blocks) == 10_000
