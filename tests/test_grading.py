@@ -38,14 +38,40 @@ def test_every_exercise_has_two_wrong_cases_and_one_alternative(notebook):
             assert not case.expect, f"alternative case {case.name!r} must expect full points"
 
 
+# A notebook that starts Spark or Dask runs its cases on the loopback cluster fixture: that run proves it
+# works unchanged on a cluster (DESIGN §7), and nbgrader's class batch below runs it on local engines.
+ENGINES = {  # what the set-up cell calls: (fixture, variable, what the notebook prints once connected)
+    "get_spark(": ("spark_master", "SCALELAB_SPARK_MASTER", "master {}"),
+    "get_client(": ("dask_scheduler", "SCALELAB_DASK_SCHEDULER", "scheduler {}"),
+}
+
+
+def _engines(notebook: Path) -> list[tuple[str, str, str]]:
+    code = "".join(c.source for c in nbformat.read(notebook, 4).cells if c.cell_type == "code")
+    return [engine for call, engine in ENGINES.items() if call in code]
+
+
+def _printed(live: cases.LiveNotebook) -> str:
+    return "".join(o.get("text", "") for c in live.client.nb.cells for o in c.get("outputs", []))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", GRADED, ids=_id)
-def test_solution_runs_and_every_case_gets_its_expected_points(notebook):
+def test_solution_runs_and_every_case_gets_its_expected_points(notebook, request, monkeypatch):
+    for name in ("SCALELAB_SPARK_MASTER", "SPARK_REMOTE", "SCALELAB_DASK_SCHEDULER"):
+        monkeypatch.delenv(name, raising=False)
+    connected = []
+    for fixture, variable, banner in _engines(notebook):
+        address = request.getfixturevalue(fixture)
+        monkeypatch.setenv(variable, address)
+        connected.append(banner.format(address))
     live, results = cases.run_cases(notebook)
     assert live.cell_errors == [], "the solution notebook has failing cells"
     assert live.solution_points == live.full_points
     failures = [r.describe() for r in results if not r.ok]
     assert failures == []
+    printed = _printed(live)
+    assert [c for c in connected if c not in printed] == [], "the notebook did not run on the cluster fixture"
 
 
 def test_case_runner_catches_a_case_whose_expectation_is_wrong(tmp_path):
