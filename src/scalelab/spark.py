@@ -11,6 +11,8 @@ laptop, a standalone cluster or a Spark Connect server:
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -136,3 +138,49 @@ def stop_spark() -> None:
     if _session is not None:
         _session.stop()
         _session = None
+
+
+class SparkSubmitError(RuntimeError):
+    """A spark-submit run failed or ran out of time; the message ends with the tail of its stderr."""
+
+
+def spark_submit(
+    script: str | os.PathLike[str],
+    *args: str,
+    master: str | None = None,
+    timeout: float = 300,
+    app_name: str = "scalelab-job",
+) -> subprocess.CompletedProcess[str]:
+    """Run a PySpark script as its own application, as ``spark-submit`` does on a cluster's edge node.
+
+    The master is ``master`` or the session's (``SCALELAB_SPARK_MASTER``, else ``local[*]``); Java, Python and
+    the quiet log settings are the ones ``get_spark`` uses. On a standalone cluster the job needs free cores:
+    stop the notebook's own session first. Raises ``SparkSubmitError`` on failure or timeout.
+    """
+    from scalelab.datasets import pyspark_home
+    from scalelab.java import ensure_java
+
+    ensure_java()
+    master = master or spark_master()
+    command = [str(pyspark_home() / "bin" / "spark-submit"), "--master", master]
+    for key, value in classic_conf(app_name, master).items():
+        if key not in ("spark.master", "spark.ui.enabled"):
+            command += ["--conf", f"{key}={value}"]
+    command += ["--conf", "spark.ui.enabled=false", str(script), *map(str, args)]
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                          start_new_session=True) as process:  # own group: a timeout ends the JVM and Python
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            out, err = process.communicate()
+            raise SparkSubmitError(f"spark-submit {script} ran past {timeout:g} s:\n{_tail(err)}") from None
+    done = subprocess.CompletedProcess(command, process.returncode, out, err)
+    if done.returncode != 0:
+        raise SparkSubmitError(f"spark-submit {script} exited with status {done.returncode}:\n{_tail(err)}")
+    return done
+
+
+def _tail(text: str, lines: int = 20) -> str:
+    return "\n".join(text.splitlines()[-lines:]) or "(no output on stderr)"
