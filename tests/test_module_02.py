@@ -109,7 +109,7 @@ def test_spark_submit_runs_a_job_and_reports_failures(tmp_path):
     assert done.returncode == 0 and "total 5050 local[1]" in done.stdout
     broken = tmp_path / "broken.py"
     broken.write_text("import sys\nprint('about to fail', file=sys.stderr)\nsys.exit(3)\n")
-    with pytest.raises(SparkSubmitError, match="status 3(.|\n)*about to fail"):
+    with pytest.raises(SparkSubmitError, match="status 3(.|\n)*stdout(.|\n)*about to fail"):
         spark_submit(broken, master="local[1]", timeout=240)
 
 

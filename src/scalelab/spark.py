@@ -141,7 +141,11 @@ def stop_spark() -> None:
 
 
 class SparkSubmitError(RuntimeError):
-    """A spark-submit run failed or ran out of time; the message ends with the tail of its stderr."""
+    """A spark-submit run failed or ran out of time; the message ends with the tails of its output.
+
+    Both are shown: spark-submit passes the Python script's own stdout *and* stderr (tracebacks included)
+    to its stdout, and keeps stderr for the JVM's messages.
+    """
 
 
 def spark_submit(
@@ -175,12 +179,15 @@ def spark_submit(
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             out, err = process.communicate()
-            raise SparkSubmitError(f"spark-submit {script} ran past {timeout:g} s:\n{_tail(err)}") from None
+            raise SparkSubmitError(f"spark-submit {script} ran past {timeout:g} s:\n{_tails(out, err)}") from None
     done = subprocess.CompletedProcess(command, process.returncode, out, err)
     if done.returncode != 0:
-        raise SparkSubmitError(f"spark-submit {script} exited with status {done.returncode}:\n{_tail(err)}")
+        raise SparkSubmitError(f"spark-submit {script} exited with status {done.returncode}:\n{_tails(out, err)}")
     return done
 
 
-def _tail(text: str, lines: int = 20) -> str:
-    return "\n".join(text.splitlines()[-lines:]) or "(no output on stderr)"
+def _tails(out: str, err: str, lines: int = 20) -> str:
+    def tail(text: str) -> str:
+        return "\n".join(text.splitlines()[-lines:]) or "(nothing)"
+
+    return f"--- stderr ---\n{tail(err)}\n--- stdout (the script's output) ---\n{tail(out)}"
