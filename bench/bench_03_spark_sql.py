@@ -14,7 +14,6 @@ Classic local session (`get_spark()`, local[*], 2 shared cores). Run: `python -m
 
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -179,7 +178,6 @@ def udf_rows(spark) -> list[dict[str, str]]:
 
 
 def main() -> None:
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Python workers need this environment's pandas
     from scalelab.datasets.events import make_users
     from scalelab.spark import get_spark, stop_spark
 

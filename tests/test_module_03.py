@@ -6,9 +6,7 @@ import contextlib
 import io
 import json
 import math
-import os
 import re
-import sys
 from pathlib import Path
 
 import nbformat
@@ -91,7 +89,6 @@ def test_ratings_have_rerated_pairs_and_zero_variance_users():
 
 @pytest.fixture(scope="module")
 def spark():
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Python UDF workers need this environment
     from scalelab.spark import get_spark, stop_spark
 
     session = get_spark("test-module-03")

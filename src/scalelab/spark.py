@@ -109,8 +109,12 @@ def _classic_session(app_name: str, master: str) -> SparkSession:
     from scalelab.java import ensure_java
 
     java = ensure_java()
+    conf = classic_conf(app_name, master)
+    # A running driver starts its Python workers with $PYSPARK_PYTHON (else `python3` on PATH, which may
+    # lack pandas and pyarrow); spark.pyspark.python alone is read only by spark-submit's launcher.
+    os.environ["PYSPARK_PYTHON"] = conf["spark.pyspark.python"]
     builder = SparkSession.builder
-    for key, value in classic_conf(app_name, master).items():
+    for key, value in conf.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
