@@ -187,6 +187,10 @@ def dask_cluster(workers: int = 2, timeout: float = 60) -> Iterator[str]:
             yield address
 
 
+def _exit_on_signal(number: int, frame: object) -> None:
+    raise SystemExit(128 + number)  # unwinds the context managers, which stop the engines
+
+
 def main(argv: list[str] | None = None) -> int:
     kinds = {"spark": (spark_standalone, "SCALELAB_SPARK_MASTER"), "connect": (spark_connect_server, "SPARK_REMOTE"),
              "dask": (dask_cluster, "SCALELAB_DASK_SCHEDULER")}
@@ -195,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"usage: python -m scalelab.clusters {{{'|'.join(kinds)}}}", file=sys.stderr)
         return 2
     start, variable = kinds[args[0]]
+    # the engines run in their own sessions: a plain `kill` of this process must still stop them
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, _exit_on_signal)
     with start() as address:
         print(f"ready. In another terminal: export {variable}={address}   (Ctrl-C stops it)", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
