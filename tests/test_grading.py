@@ -17,6 +17,9 @@ from scalelab.grading.submissions import collect
 REPO = Path(__file__).resolve().parent.parent
 SOURCES = [nb for a in course.assignments() for nb in course.source_notebooks(a)]
 GRADED = [nb for nb in SOURCES if any(c.kind == "tests" for c in course.grade_cells(nb))]
+# pytest-timeout's 900 s per test includes fixture set-up: the whole-class batch (graded_class) takes
+# 12 min on 2 cores, so this file gets more room; every notebook run inside has its own timeouts.
+pytestmark = pytest.mark.timeout(3600)
 
 
 def _id(path: Path) -> str:
