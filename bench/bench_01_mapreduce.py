@@ -226,14 +226,10 @@ def make_corpus_file(target: Path, n_bytes: int, seed: int) -> dict:
     return {"path": target, **json.loads(out)}
 
 
-def _load() -> str:
-    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def main() -> None:
-    from scalelab.bench import record
+    from scalelab.bench import load_average, record
 
-    load_before = _load()
+    load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="scalelab-bench-01-") as folder:
         big = make_corpus_file(Path(folder) / "big.txt", BIG_BYTES, SEED)
         small = make_corpus_file(Path(folder) / "small.txt", SMALL_BYTES, SEED + 1)
@@ -281,7 +277,7 @@ def main() -> None:
         "it doesn't). "
         f"mrjob {MRJOB_RUNNER} runner: the same job class as the lab, JSON between steps, sort in Python "
         "(the local runner measured 0.2 MB/s on a 5 MB corpus: a subprocess per task). "
-        f"Load average (1/5/15 min) before: {load_before}; after: {_load()}."
+        f"Load average (1/5/15 min) before: {load_before}; after: {load_average()}."
     )
     record(RESULTS, SECTION, rows, COMMAND, notes)
     print(f"recorded in {RESULTS}")

@@ -13,7 +13,6 @@ The Spark runs use ``get_spark()`` (``local[*]``, or ``SCALELAB_SPARK_MASTER``).
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from operator import add
@@ -117,10 +116,6 @@ def _largest_difference(a: dict, b: dict) -> float:
     if a.keys() != b.keys():
         raise RuntimeError("the PageRank versions returned different nodes")
     return max(abs(a[k] - b[k]) for k in a)
-
-
-def _load() -> str:
-    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _runs(timing) -> str:
@@ -231,10 +226,10 @@ def shuffle_rows(sc) -> tuple[list[dict[str, str]], float]:
 
 
 def main() -> None:
-    from scalelab.bench import record
+    from scalelab.bench import load_average, record
     from scalelab.spark import get_spark, stop_spark
 
-    load_before = _load()
+    load_before = load_average()
     spark = get_spark("bench-02-spark-rdd")
     sc = spark.sparkContext
     sc.parallelize(range(1000), 4).map(lambda x: x * x).sum()  # start the Python workers
@@ -249,7 +244,7 @@ def main() -> None:
     finally:
         stop_spark()
     common = (f"Medians of {REPEAT} runs ({WARMUP} warm-up for the Spark runs; a small job warms the workers "
-              f"first). {where}. Load average (1/5/15 min) before: {load_before}; after: {_load()}. "
+              f"first). {where}. Load average (1/5/15 min) before: {load_before}; after: {load_average()}. "
               "The machine's 2 cores were shared with other work while this ran.")
     record(RESULTS, SECTION_PAGERANK, pagerank, COMMAND,
            f"`make_web_graph({N_NODES:,}, {N_EDGES:,}, seed={SEED})` written as a text file of edges; each "

@@ -12,13 +12,12 @@ Classic local session (`get_spark()`, local[*], 2 shared cores). Run: `python -m
 """
 
 
-import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from scalelab.bench import record, time_it
+from scalelab.bench import load_average, record, time_it
 
 EVENTS = (50_000, 200_000, 800_000)
 FORMAT_EVENTS = 800_000
@@ -50,10 +49,6 @@ def collector(spark, folder: str, users):
     counts = chosen.groupBy("authenticated_user_id", "page_url_path").agg(
         F.count_distinct("page_view_id").alias("count_views"))
     return counts.count()
-
-
-def _load() -> str:
-    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _runs(timing) -> str:
@@ -181,7 +176,7 @@ def main() -> None:
     from scalelab.datasets.events import make_users
     from scalelab.spark import get_spark, stop_spark
 
-    load_before = _load()
+    load_before = load_average()
     start = time.perf_counter()
     spark = get_spark("bench-03")
     started_in = time.perf_counter() - start
@@ -199,7 +194,7 @@ def main() -> None:
         stop_spark()
     common = (f"Medians of {REPEAT} runs after {WARMUP} warm-up run; Spark {version}, master {master}, "
               f"session started in {started_in:.1f} s (not included). Load average (1/5/15 min) before: "
-              f"{load_before}; after: {_load()} (the 2 cores were shared with other work).")
+              f"{load_before}; after: {load_average()} (the 2 cores were shared with other work).")
     record(RESULTS, SECTION_COLLECTOR, collected, COMMAND,
            f"Query: `read.schema(...).option('mode', 'DROPMALFORMED').json(folder)`, inner join with a cached "
            f"users table of {N_USERS:,} rows, `country_code = '{COUNTRY}'` and `to_date(view_tstamp) >= {SINCE}`, "

@@ -17,7 +17,7 @@ import json
 import os
 from pathlib import Path
 
-from scalelab.bench import record
+from scalelab.bench import load_average, record
 from scalelab.mpi import run_mpi
 
 RESULTS = Path(__file__).resolve().with_name("RESULTS.md")
@@ -144,7 +144,7 @@ def allreduce_rows() -> list[dict[str, str]]:
 
 
 def main() -> None:
-    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    load = load_average()
     cores = os.cpu_count()
     notes = (f"Median of {REPEAT} runs, timed inside the program (slowest rank, after a Barrier). "
              f"{cores} logical cores: runs with more processes than that are oversubscribed. "

@@ -8,13 +8,12 @@ copies in and out ("with copies"). Every OpenCL result is checked against NumPy 
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from scalelab.bench import record, time_it
+from scalelab.bench import load_average, record, time_it
 
 VECTOR_SIZES = (100_000, 1_000_000, 10_000_000)
 MATRIX_SIZES = (256, 512, 768)
@@ -187,7 +186,7 @@ def main() -> None:
 
     from scalelab.opencl import _device_info, get_context
 
-    load_before = " / ".join(f"{v:.2f}" for v in os.getloadavg())
+    load_before = load_average()
     context = get_context()
     queue = cl.CommandQueue(context)
     device = _device_info(context.devices[0]).describe()
@@ -209,7 +208,7 @@ def main() -> None:
         "`InclusiveScanKernel`, and the naive and tiled (16×16 local-memory tiles) matrix products of "
         f"`07-local-memory`. NumPy {np.__version__}; every OpenCL result checked against NumPy. "
         f"Total {elapsed:.0f} s. Load average (1/5/15 min) before: {load_before}; after: "
-        + " / ".join(f"{v:.2f}" for v in os.getloadavg())
+        + load_average()
         + ". The machine is shared, so figures can vary between runs by tens of percent."
     )
     record(RESULTS, SECTION, rows, COMMAND, notes)

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scalelab.bench import record, time_it
+from scalelab.bench import load_average, record, time_it
 
 ROWS = (100_000, 1_000_000, 4_000_000)  # rows in all, in files of at most ROWS_PER_FILE rows
 ROWS_PER_FILE = 500_000
@@ -61,10 +60,6 @@ def query_dask(folder: Path) -> pd.Series:
 
     table = dd.read_csv(str(folder / "orders-*.csv"))
     return table.groupby("product")["quantity"].mean().compute().sort_index()
-
-
-def _load() -> str:
-    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _runs(timing) -> str:
@@ -126,7 +121,7 @@ def main() -> None:
 
     from scalelab.dask import close_client, get_client
 
-    load_before = _load()
+    load_before = load_average()
     start = time.perf_counter()
     client = get_client()
     started_in = time.perf_counter() - start
@@ -141,7 +136,7 @@ def main() -> None:
         close_client()
     common = (
         f"Medians of {REPEAT} runs after {WARMUP} warm-up run. {cluster}; starting the cluster took "
-        f"{started_in:.1f} s (not included). Load average (1/5/15 min) before: {load_before}; after: {_load()}."
+        f"{started_in:.1f} s (not included). Load average (1/5/15 min) before: {load_before}; after: {load_average()}."
     )
     record(RESULTS, SECTION_GROUPBY, groupby, COMMAND,
            "Query: mean quantity per product, reading every CSV file each run (pandas: `read_csv` per file, "

@@ -7,12 +7,11 @@ read from disk each time, and checks that they agree with the number of words wr
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from pathlib import Path
 
-from scalelab.bench import record, time_it
+from scalelab.bench import load_average, record, time_it
 from scalelab.datasets import write_corpus
 
 SIZES = (1_000_000, 4_000_000, 16_000_000)  # words
@@ -34,10 +33,6 @@ def count_spark(spark, path: Path) -> int:
 
     words = spark.read.text(str(path)).select(F.explode(F.split(F.trim("value"), r"\s+")).alias("word"))
     return words.where(F.col("word") != "").count()
-
-
-def _load() -> str:
-    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _measure(spark, n_words: int, folder: Path) -> dict[str, str]:
@@ -65,7 +60,7 @@ def _measure(spark, n_words: int, folder: Path) -> dict[str, str]:
 def main() -> None:
     from scalelab.spark import get_spark, stop_spark
 
-    load_before = _load()
+    load_before = load_average()
     start = time.perf_counter()
     spark = get_spark("bench-setup")
     started_in = time.perf_counter() - start
@@ -80,7 +75,7 @@ def main() -> None:
         f"cache). Corpus: `scalelab.datasets.write_corpus(n_words=..., seed={SEED})`. Spark {version}, "
         f"master `{master}`, default parallelism {cores}; starting the session took {started_in:.1f} s "
         f"(not included above). Speed-up = Python median / Spark median. "
-        f"Load average (1/5/15 min) before: {load_before}; after: {_load()}."
+        f"Load average (1/5/15 min) before: {load_before}; after: {load_average()}."
     )
     record(RESULTS, SECTION, rows, COMMAND, notes)
     print(f"recorded in {RESULTS}")

@@ -133,3 +133,8 @@ def test_markdown_table_keeps_a_pipe_inside_one_cell():
 
     table = markdown_table(["method", "s"], [["tr | sort | uniq -c", 1.5]])
     assert table.splitlines()[-1] == "| tr \\| sort \\| uniq -c | 1.5 |"
+
+
+def test_load_average_is_three_figures_for_the_results_file() -> None:
+    figures = bench.load_average().split(" / ")
+    assert len(figures) == 3 and all(float(f) >= 0 for f in figures)

@@ -145,6 +145,11 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def load_average() -> str:
+    """The 1/5/15-minute load averages, for a results file: busy cores make timings slower."""
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def machine_description() -> dict[str, str]:
     """What a reader needs to compare these numbers with theirs."""
     import psutil
