@@ -170,12 +170,14 @@ def spark_submit(
 
     ensure_java()
     master = master or spark_master()
+    conf = classic_conf(app_name, master)
     command = [str(pyspark_home() / "bin" / "spark-submit"), "--master", master]
-    for key, value in classic_conf(app_name, master).items():
+    for key, value in conf.items():
         if key not in ("spark.master", "spark.ui.enabled"):
             command += ["--conf", f"{key}={value}"]
     command += ["--conf", "spark.ui.enabled=false", str(script), *map(str, args)]
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    # the same worker Python as get_spark's sessions; the job's driver runs this kernel's Python
+    env = {**os.environ, "PYSPARK_PYTHON": conf["spark.pyspark.python"], "PYSPARK_DRIVER_PYTHON": sys.executable}
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                           start_new_session=True) as process:  # own group: a timeout ends the JVM and Python
         try:
