@@ -57,6 +57,6 @@ def run_solution(monkeypatch):
             live.finish()
         assert live.cell_errors == []
         assert live.solution_points == live.full_points
-        return "".join(o.get("text", "") for c in live.client.nb.cells for o in c.get("outputs", []))
+        return live.printed()
 
     return run

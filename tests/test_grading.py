@@ -54,10 +54,6 @@ def _engines(notebook: Path) -> list[tuple[str, str, str]]:
     return [engine for call, engine in ENGINES.items() if call in code]
 
 
-def _printed(live: cases.LiveNotebook) -> str:
-    return "".join(o.get("text", "") for c in live.client.nb.cells for o in c.get("outputs", []))
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", GRADED, ids=_id)
 def test_solution_runs_and_every_case_gets_its_expected_points(notebook, request, monkeypatch):
@@ -73,7 +69,7 @@ def test_solution_runs_and_every_case_gets_its_expected_points(notebook, request
     assert live.solution_points == live.full_points
     failures = [r.describe() for r in results if not r.ok]
     assert failures == []
-    printed = _printed(live)
+    printed = live.printed()
     assert [c for c in connected if c not in printed] == [], "the notebook did not run on the cluster fixture"
 
 

@@ -152,6 +152,10 @@ class LiveNotebook:
     def __exit__(self, *exc) -> None:
         self._kernel.__exit__(*exc)
 
+    def printed(self) -> str:
+        """Everything the executed cells printed (stdout and stderr streams), in notebook order."""
+        return "".join(o.get("text", "") for c in self.client.nb.cells for o in c.get("outputs", []))
+
     def _run(self, source: str, index: int) -> NotebookNode:
         cell = nbformat.v4.new_code_cell(source)
         self.client.execute_cell(cell, index)
