@@ -27,6 +27,7 @@ from scalelab.grading.preprocessors import (
     DemoteStderr,
     RequireSentinel,
     ScrubTracebacks,
+    SkipDemonstrations,
     TruncateOutputs,
 )
 
@@ -51,6 +52,7 @@ c.LimitOutput.max_lines = 200
 
 c.Autograde.sanitize_preprocessors = [
     ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata, AppendSentinel,
+    SkipDemonstrations,
 ]
 c.Autograde.autograde_preprocessors = [
     Execute,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,6 @@ from scalelab import clusters
 from scalelab.grading import cases
 
 REPO = Path(__file__).resolve().parent.parent
-os.environ.setdefault("CI", "1")  # no Spark UI in tests
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 import copy
 import csv
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -17,8 +18,9 @@ from scalelab.grading.submissions import collect
 REPO = Path(__file__).resolve().parent.parent
 SOURCES = [nb for a in course.assignments() for nb in course.source_notebooks(a)]
 GRADED = [nb for nb in SOURCES if any(c.kind == "tests" for c in course.grade_cells(nb))]
-# pytest-timeout's 900 s per test includes fixture set-up: the whole-class batch (graded_class) takes
-# 12 min on 2 cores, so this file gets more room; every notebook run inside has its own timeouts.
+# pytest-timeout's 900 s per test includes fixture set-up: grading every solution and blank lab
+# (graded_course) takes several minutes on 2 cores, so this file gets more room; every notebook run
+# inside has its own timeouts.
 pytestmark = pytest.mark.timeout(3600)
 
 
@@ -96,46 +98,81 @@ def test_case_runner_catches_a_case_whose_expectation_is_wrong(tmp_path):
     assert "a-tests: expected 2, got 0" in results[1].describe()
 
 
-# ---- a whole class, with every trap from GRADING_NOTES -------------------------------------------
+# ---- the whole course: nbgrader gives every solution full marks and every blank lab zero -----------
 
-SETUP = REPO / "solutions" / "00-setup" / "00-setup.ipynb"
-LAB = REPO / "labs" / "00-setup" / "00-setup.ipynb"
-FULL = {"setup-words-tests": 1.0, "setup-spark-tests": 2.0, "setup-dask-tests": 2.0}
-
-
-def _answered(overrides: dict[str, str] | None = None) -> nbformat.NotebookNode:
-    """The released lab with the solution's answers typed in, some replaced by `overrides`."""
-    solution = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in nbformat.read(SETUP, 4).cells}
-    notebook = nbformat.read(LAB, 4)
-    for cell in notebook.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("solution") and cell.cell_type == "code":
-            cell.source = (overrides or {}).get(meta["grade_id"], solution[meta["grade_id"]])
-    return notebook
-
-
-def _class_folder(folder: Path) -> None:
+@pytest.fixture(scope="module")
+def graded_course(tmp_path_factory):
+    """alice hands in every solution, bob every untouched lab; graded as `make grade` would."""
+    folder = tmp_path_factory.mktemp("course") / "submissions"
     folder.mkdir()
-    case = next(c for c in cases.load_cases(cases.cases_file(SETUP)) if c.name == "split on a single space")
-    for notebook in GRADED:  # alice hands in every solution, bob every untouched lab
+    for notebook in GRADED:
         nbformat.write(nbformat.read(notebook, 4), folder / f"alice_{notebook.stem}.ipynb")
         lab = course.released_notebook(notebook.parent.name, notebook.stem)
         if lab.exists():  # a missing lab fails its own test below, not the whole class
             nbformat.write(nbformat.read(lab, 4), folder / f"bob_{notebook.stem}.ipynb")
-    nbformat.write(_answered(case.answers), folder / "carol_00-setup.ipynb")
-    (folder / "dave_00-setup.ipynb").write_text('{"cells": [')
-    duplicated = _answered()
+    rows = grade_batch(folder, folder.parent / "reports", workers=2, cell_timeout=120, notebook_timeout=900)
+    return {(r.student, r.notebook): r for r in rows}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", GRADED, ids=_id)
+def test_nbgrader_gives_the_solution_full_marks_and_the_blank_lab_zero(graded_course, notebook):
+    full = {c.grade_id: c.points for c in course.grade_cells(notebook) if c.kind == "tests"}
+    assert ("bob", notebook.stem) in graded_course, f"no released lab for {notebook.stem}: run `make release`"
+    solution, blank = graded_course[("alice", notebook.stem)], graded_course[("bob", notebook.stem)]
+    assert solution.status == "graded" and {g: solution.points[g] for g in full} == full, solution.message
+    assert blank.status == "graded" and {g: blank.points[g] for g in full} == dict.fromkeys(full, 0.0)
+
+
+# ---- a class with every trap from autograder/README.md, on a light notebook ----------------------
+# The traps test the grader, not a lab: a plain-Python notebook (tests/fixtures/trap-course.txt) in a
+# private course (SCALELAB_ROOT) costs a second a kernel where a Spark lab costs half a minute.
+
+TRAP_OUTLINE = REPO / "tests" / "fixtures" / "trap-course.txt"
+FULL = {"traps-words-tests": 1.0, "traps-total-tests": 2.0, "traps-mean-tests": 2.0}
+
+
+def _trap_course(root: Path) -> tuple[Path, Path]:
+    """Build and release the trap notebook in a course at `root`; (solution, released lab)."""
+    (root / "autograder").mkdir(parents=True)
+    shutil.copy(REPO / "autograder" / "nbgrader_config.py", root / "autograder")
+    solution = root / "solutions" / "99-traps" / "99-traps.ipynb"
+    subprocess.run([sys.executable, str(REPO / "tools" / "nbbuild.py"), str(TRAP_OUTLINE), str(solution)],
+                   check=True, capture_output=True)
+    course.release(["99-traps"])
+    return solution, root / "labs" / "99-traps" / "99-traps.ipynb"
+
+
+def _answered(solution: Path, lab: Path, overrides: dict[str, str] | None = None) -> nbformat.NotebookNode:
+    """The released lab with the solution's answers typed in, some replaced by `overrides`."""
+    answers = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in nbformat.read(solution, 4).cells}
+    notebook = nbformat.read(lab, 4)
+    for cell in notebook.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution") and cell.cell_type == "code":
+            cell.source = (overrides or {}).get(meta["grade_id"], answers[meta["grade_id"]])
+    return notebook
+
+
+def _trap_class(folder: Path, solution: Path, lab: Path) -> None:
+    folder.mkdir()
+    nbformat.write(nbformat.read(solution, 4), folder / "alice_99-traps.ipynb")
+    nbformat.write(nbformat.read(lab, 4), folder / "bob_99-traps.ipynb")
+    single_space = "def words_per_line(lines):\n    return [len(line.split(' ')) for line in lines]\n"
+    nbformat.write(_answered(solution, lab, {"traps-words": single_space}), folder / "carol_99-traps.ipynb")
+    (folder / "dave_99-traps.ipynb").write_text('{"cells": [')
+    duplicated = _answered(solution, lab)
     index = next(i for i, c in enumerate(duplicated.cells)
-                 if c.metadata.get("nbgrader", {}).get("grade_id") == "setup-words-tests")
+                 if c.metadata.get("nbgrader", {}).get("grade_id") == "traps-words-tests")
     twin = copy.deepcopy(duplicated.cells[index])
     twin.id = "pasted-copy"
     duplicated.cells.insert(index + 1, twin)
-    nbformat.write(duplicated, folder / "erin_00-setup.ipynb")
-    nbformat.write(_answered({"setup-words": "import os\nos._exit(1)"}), folder / "frank_00-setup.ipynb")
-    hack = nbformat.read(LAB, 4)
-    first = next(c for c in hack.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "setup-words")
+    nbformat.write(duplicated, folder / "erin_99-traps.ipynb")
+    nbformat.write(_answered(solution, lab, {"traps-words": "import os\nos._exit(1)"}), folder / "frank_99-traps.ipynb")
+    hack = nbformat.read(lab, 4)
+    first = next(c for c in hack.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "traps-words")
     first.source = "get_ipython().input_transformers_cleanup.append(lambda lines: ['pass\\n'])"
-    nbformat.write(hack, folder / "grace_00-setup.ipynb")
+    nbformat.write(hack, folder / "grace_99-traps.ipynb")
     noisy = (
         "import os, sys, warnings\n\n"
         "def words_per_line(lines):\n"
@@ -144,22 +181,28 @@ def _class_folder(folder: Path) -> None:
         "    os.write(2, b'and to file descriptor 2\\n')\n"
         "    return [len(line.split()) for line in lines]\n"
     )
-    nbformat.write(_answered({"setup-words": noisy}), folder / "heidi_00-setup.ipynb")
-    nbformat.write(_answered({"setup-dask": "while True:\n    pass"}), folder / "ivan_00-setup.ipynb")
+    nbformat.write(_answered(solution, lab, {"traps-words": noisy}), folder / "heidi_99-traps.ipynb")
+    nbformat.write(_answered(solution, lab, {"traps-mean": "while True:\n    pass"}), folder / "ivan_99-traps.ipynb")
     chatty = "print('x' * 5_000_000)\n\ndef words_per_line(lines):\n    return [len(s.split()) for s in lines]\n"
-    nbformat.write(_answered({"setup-words": chatty}), folder / "judy_00-setup.ipynb")
-    nbformat.write(nbformat.read(SETUP, 4), folder / "kevin_homework.ipynb")
+    nbformat.write(_answered(solution, lab, {"traps-words": chatty}), folder / "judy_99-traps.ipynb")
+    nbformat.write(nbformat.read(solution, 4), folder / "kevin_homework.ipynb")
+    skipper = nbformat.read(lab, 4)  # tags every cell, tests included, as a demonstration to skip
+    for cell in skipper.cells:
+        cell.metadata["tags"] = ["skip-when-grading"]
+    nbformat.write(skipper, folder / "mallory_99-traps.ipynb")
 
 
 @pytest.fixture(scope="module")
 def graded_class(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("class") / "submissions"
-    _class_folder(folder)
-    reports = folder.parent / "reports"
-    rows = grade_batch(folder, reports, workers=2, cell_timeout=60, notebook_timeout=900)
-    by_notebook = {(r.student, r.notebook): r for r in rows}
-    setup = {r.student: r for r in rows if r.notebook in ("00-setup", "")}
-    return setup, reports, by_notebook
+    root = tmp_path_factory.mktemp("trap-course")
+    with pytest.MonkeyPatch.context() as env:  # only while building and grading: later tests see the repo
+        env.setenv("SCALELAB_ROOT", str(root))
+        solution, lab = _trap_course(root)
+        folder = root / "submissions"
+        _trap_class(folder, solution, lab)
+        reports = root / "reports"
+        rows = grade_batch(folder, reports, workers=2, cell_timeout=10, notebook_timeout=120)
+    return {r.student: r for r in rows}, reports, lab
 
 
 def _auto(row) -> dict:
@@ -167,23 +210,12 @@ def _auto(row) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("notebook", GRADED, ids=_id)
-def test_nbgrader_gives_the_solution_full_marks_and_the_blank_lab_zero(graded_class, notebook):
-    _, _, rows = graded_class
-    full = {c.grade_id: c.points for c in course.grade_cells(notebook) if c.kind == "tests"}
-    assert ("bob", notebook.stem) in rows, f"no released lab for {notebook.stem}: run `make release`"
-    solution, blank = rows[("alice", notebook.stem)], rows[("bob", notebook.stem)]
-    assert solution.status == "graded" and {g: solution.points[g] for g in full} == full, solution.message
-    assert blank.status == "graded" and {g: blank.points[g] for g in full} == dict.fromkeys(full, 0.0)
-
-
-@pytest.mark.slow
 def test_solution_full_marks_blank_lab_zero_and_a_case_its_points(graded_class):
     rows, _, _ = graded_class
     assert rows["alice"].status == "graded" and _auto(rows["alice"]) == FULL
-    assert rows["alice"].needs_manual_grading and rows["alice"].points["setup-reflection"] is None
+    assert rows["alice"].needs_manual_grading and rows["alice"].points["traps-reflection"] is None
     assert rows["bob"].status == "graded" and _auto(rows["bob"]) == dict.fromkeys(FULL, 0.0)
-    assert _auto(rows["carol"]) == {**FULL, "setup-words-tests": 0.0}
+    assert _auto(rows["carol"]) == {**FULL, "traps-words-tests": 0.0}
 
 
 @pytest.mark.slow
@@ -193,9 +225,9 @@ def test_broken_files_get_error_rows_and_the_others_are_graded(graded_class):
     assert rows["kevin_homework"].status == "error" and "matches no course notebook" in rows["kevin_homework"].message
     with (reports / "grades.csv").open() as handle:
         table = list(csv.DictReader(handle))
-    assert len(table) == len(graded_class[2])
+    assert len(table) == len(rows)
     alice = next(r for r in table if r["student"] == "alice")
-    assert (alice["status"], alice["score"], alice["setup-spark-tests"]) == ("graded", "5", "2")
+    assert (alice["status"], alice["score"], alice["traps-total-tests"]) == ("graded", "5", "2")
     assert next(r for r in table if r["student"] == "dave")["status"] == "error"
 
 
@@ -203,7 +235,7 @@ def test_broken_files_get_error_rows_and_the_others_are_graded(graded_class):
 def test_a_duplicated_cell_does_not_abort_grading(graded_class):
     rows, _, _ = graded_class
     assert rows["erin"].status == "graded" and _auto(rows["erin"]) == FULL
-    assert "setup-words-tests" in rows["erin"].message  # the note says which cell was a copy
+    assert "traps-words-tests" in rows["erin"].message  # the note says which cell was a copy
 
 
 @pytest.mark.slow
@@ -219,6 +251,14 @@ def test_neutralised_test_cells_score_nothing(graded_class):
 
 
 @pytest.mark.slow
+def test_demonstrations_are_skipped_but_a_tag_cannot_skip_a_test(graded_class):
+    rows, reports, _ = graded_class
+    assert _auto(rows["alice"]) == FULL  # the demonstration that breaks words_per_line did not run
+    assert "skipped while grading" in (reports / "feedback" / "alice" / "99-traps.html").read_text()
+    assert rows["mallory"].status == "graded" and _auto(rows["mallory"]) == dict.fromkeys(FULL, 0.0)
+
+
+@pytest.mark.slow
 def test_stderr_from_a_correct_answer_costs_no_points(graded_class):
     rows, _, _ = graded_class
     assert _auto(rows["heidi"]) == FULL
@@ -227,28 +267,28 @@ def test_stderr_from_a_correct_answer_costs_no_points(graded_class):
 @pytest.mark.slow
 def test_an_endless_cell_is_interrupted_and_only_its_exercise_fails(graded_class):
     rows, _, _ = graded_class
-    assert rows["ivan"].status == "graded" and _auto(rows["ivan"]) == {**FULL, "setup-dask-tests": 0.0}
+    assert rows["ivan"].status == "graded" and _auto(rows["ivan"]) == {**FULL, "traps-mean-tests": 0.0}
 
 
 @pytest.mark.slow
 def test_huge_output_is_cut_and_feedback_hides_hidden_tests(graded_class):
     rows, reports, _ = graded_class
     assert _auto(rows["judy"]) == FULL
-    assert (reports / "feedback" / "judy" / "00-setup.html").stat().st_size < 1_000_000
-    page = (reports / "feedback" / "alice" / "00-setup.html").read_text()
-    assert "setup-spark-tests" in page or "total_words" in page  # the page is the graded notebook
-    for secret in ("BEGIN HIDDEN TESTS", "_random.Random(20261123)", "scalelab-test-cell-done"):
+    assert (reports / "feedback" / "judy" / "99-traps.html").stat().st_size < 1_000_000
+    page = (reports / "feedback" / "alice" / "99-traps.html").read_text()
+    assert "traps-total-tests" in page or "total_words" in page  # the page is the graded notebook
+    for secret in ("BEGIN HIDDEN TESTS", "_random.Random(20261129)", "scalelab-test-cell-done"):
         assert secret not in page
-    bob = (reports / "feedback" / "bob" / "00-setup.html").read_text()
+    bob = (reports / "feedback" / "bob" / "99-traps.html").read_text()
     assert "_rng" not in bob  # tracebacks don't quote hidden test code either
     index = (reports / "feedback" / "alice" / "index.html").read_text()
-    assert "00-setup.html" in index and "5 / 6 points" in index
+    assert "99-traps.html" in index and "5 / 6 points" in index
 
 
 @pytest.mark.slow
-def test_validate_api_gives_the_verdict_the_cli_exit_status_does_not(tmp_path):
-    lab = tmp_path / "00-setup.ipynb"
-    lab.write_bytes(LAB.read_bytes())
+def test_validate_api_gives_the_verdict_the_cli_exit_status_does_not(graded_class, tmp_path):
+    lab = tmp_path / "99-traps.ipynb"
+    lab.write_bytes(graded_class[2].read_bytes())
     cli = subprocess.run([sys.executable, "-m", "nbgrader", "validate", str(lab)], capture_output=True,
                          text=True, env=course.tool_env(), timeout=600)
     assert cli.returncode == 0  # nbgrader says "success" as an exit status even though tests fail...
@@ -258,21 +298,22 @@ def test_validate_api_gives_the_verdict_the_cli_exit_status_does_not(tmp_path):
 
 def test_submission_layouts_and_zip(tmp_path):
     known = course.notebook_index()
+    lab = course.released_notebook("00-setup", "00-setup")
     nested = tmp_path / "nested" / "submitted" / "amy" / "00-setup"
     nested.mkdir(parents=True)
-    (nested / "00-setup.ipynb").write_bytes(LAB.read_bytes())
+    (nested / "00-setup.ipynb").write_bytes(lab.read_bytes())
     per_student = tmp_path / "nested" / "Ben Ode"
     per_student.mkdir()
-    (per_student / "00-setup.ipynb").write_bytes(LAB.read_bytes())
-    (tmp_path / "nested" / "cy-00-setup.ipynb").write_bytes(LAB.read_bytes())
-    (tmp_path / "nested" / "dee_4711_00-setup-1.ipynb").write_bytes(LAB.read_bytes())
+    (per_student / "00-setup.ipynb").write_bytes(lab.read_bytes())
+    (tmp_path / "nested" / "cy-00-setup.ipynb").write_bytes(lab.read_bytes())
+    (tmp_path / "nested" / "dee_4711_00-setup-1.ipynb").write_bytes(lab.read_bytes())
     found, rejected = collect(tmp_path / "nested", known)
     assert sorted((s.student, s.notebook) for s in found) == [
         ("Ben_Ode", "00-setup"), ("amy", "00-setup"), ("cy", "00-setup"), ("dee_4711", "00-setup")]
     assert rejected == []
     archive = tmp_path / "class.zip"
     with zipfile.ZipFile(archive, "w") as z:
-        z.write(LAB, "export/eve_00-setup.ipynb")
+        z.write(lab, "export/eve_00-setup.ipynb")
         z.writestr("export/notes.ipynb", "{}")
     from scalelab.grading.submissions import unpack
 

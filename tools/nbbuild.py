@@ -4,7 +4,7 @@ The notebook in solutions/ is the source of truth; this only saves typing JSON w
 Cells are separated by marker lines:
 
     #%% markdown
-    #%% code
+    #%% code                               (add tags=a,b for cell tags, e.g. tags=skip-when-grading)
     #%% answer id=GRADE_ID                 autograded answer (### BEGIN/END SOLUTION inside)
     #%% tests id=GRADE_ID points=N         locked autograder tests (### BEGIN/END HIDDEN TESTS inside)
     #%% manual id=GRADE_ID points=N        written answer, graded by hand (markdown)
@@ -44,6 +44,8 @@ def build(text: str) -> nbformat.NotebookNode:
         body = body.strip("\n")
         cell = new_markdown_cell(body) if kind in ("markdown", "manual") else new_code_cell(body)
         cell.id = options.get("id", f"cell-{n:03d}")
+        if options.get("tags"):
+            cell.metadata["tags"] = options["tags"].split(",")
         meta = nbgrader_meta(kind, options)
         if meta:
             cell.metadata["nbgrader"] = meta

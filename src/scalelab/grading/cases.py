@@ -5,7 +5,8 @@ autograder/README.md). Each case replaces one or more answer cells and states th
 for the test cells it affects; every other test cell must keep its full points.
 
 Running a whole notebook per case would cost minutes per notebook, so the runner executes the
-solution once in a live kernel (down to its last test cell), then for each case runs the
+solution once in a live kernel (down to its last test cell, skipping the demonstration cells that
+grading skips too), then for each case runs the
 replacement answers, re-runs the test cells from the first replaced cell down, scores them as
 nbgrader does, and puts the solution's answers back. Cells that are not answers or tests are not
 re-run: test cells should call the student's functions rather than read variables computed by
@@ -24,6 +25,7 @@ from nbclient import NotebookClient
 from nbformat import NotebookNode
 
 from scalelab.grading import course
+from scalelab.grading.cells import is_answer, is_demonstration, is_test, nbgrader_meta
 
 KINDS = ("wrong", "alternative")
 
@@ -73,26 +75,13 @@ def load_cases(path: Path) -> list[Case]:
     return cases
 
 
-def _meta(cell: NotebookNode) -> dict:
-    return cell.metadata.get("nbgrader", {})
-
-
-def is_answer(cell: NotebookNode) -> bool:
-    return cell.cell_type == "code" and _meta(cell).get("solution", False) and not _meta(cell).get("grade")
-
-
-def is_test(cell: NotebookNode) -> bool:
-    return cell.cell_type == "code" and _meta(cell).get("grade", False) and not _meta(cell).get("solution")
-
-
 def score(cell: NotebookNode) -> float:
-    """nbgrader's points for an executed test cell, after our DemoteStderr step."""
+    """nbgrader's points for an executed test cell, after the course's DemoteStderr step."""
     from nbgrader.utils import determine_grade
 
-    scored = copy.deepcopy(cell)
-    for output in scored.outputs:
-        if output.output_type == "stream" and output.name == "stderr":
-            output.name = "stdout"
+    from scalelab.grading.preprocessors import DemoteStderr
+
+    scored, _ = DemoteStderr().preprocess_cell(copy.deepcopy(cell), {}, 0)
     points, _ = determine_grade(scored)
     return float(points)
 
@@ -103,10 +92,10 @@ def exercises(notebook: NotebookNode) -> dict[str, list[str]]:
     current = None
     for cell in notebook.cells:
         if is_answer(cell):
-            current = _meta(cell)["grade_id"]
+            current = nbgrader_meta(cell)["grade_id"]
             mapping[current] = []
         elif is_test(cell) and current is not None:
-            mapping[current].append(_meta(cell)["grade_id"])
+            mapping[current].append(nbgrader_meta(cell)["grade_id"])
     return mapping
 
 
@@ -120,11 +109,11 @@ class LiveNotebook:
             copy.deepcopy(self.notebook), timeout=timeout, allow_errors=True,
             resources={"metadata": {"path": str(path.parent)}},
         )
-        self.index = {_meta(c)["grade_id"]: i for i, c in enumerate(self.notebook.cells) if _meta(c).get("grade_id")}
+        metas = [nbgrader_meta(c) for c in self.notebook.cells]
+        self.index = {m["grade_id"]: i for i, m in enumerate(metas) if m.get("grade_id")}
         self.tests = [i for i, c in enumerate(self.notebook.cells) if is_test(c)]
         self.solution_points: dict[str, float] = {}
-        self.full_points = {_meta(self.notebook.cells[i])["grade_id"]: float(_meta(self.notebook.cells[i])["points"])
-                            for i in self.tests}
+        self.full_points = {metas[i]["grade_id"]: float(metas[i]["points"]) for i in self.tests}
         self.cell_errors: list[str] = []
 
     def __enter__(self) -> LiveNotebook:
@@ -132,13 +121,13 @@ class LiveNotebook:
         self._kernel.__enter__()
         self._execute(range(0, self.tests[-1] + 1 if self.tests else len(self.notebook.cells)))
         executed = self.client.nb.cells
-        self.solution_points = {_meta(executed[i])["grade_id"]: score(executed[i]) for i in self.tests}
+        self.solution_points = {nbgrader_meta(executed[i])["grade_id"]: score(executed[i]) for i in self.tests}
         return self
 
     def _execute(self, indices) -> None:
         for i in indices:
             cell = self.client.nb.cells[i]
-            if cell.cell_type == "code":
+            if cell.cell_type == "code" and not is_demonstration(cell):  # as nbgrader grades it
                 self.client.execute_cell(cell, i)
                 error = next((o for o in cell.outputs if o.output_type == "error"), None)
                 if error is not None:
@@ -177,7 +166,7 @@ class LiveNotebook:
             if i > first:
                 cell = copy.deepcopy(self.notebook.cells[i])
                 self.client.execute_cell(cell, i)
-                actual[_meta(cell)["grade_id"]] = score(cell)
+                actual[nbgrader_meta(cell)["grade_id"]] = score(cell)
         for grade_id in case.answers:  # put the solution back for the next case
             restored = self._run(self.notebook.cells[self.index[grade_id]].source, self.index[grade_id])
             if any(o.output_type == "error" for o in restored.outputs):

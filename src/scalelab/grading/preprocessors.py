@@ -10,6 +10,8 @@
 * ``TruncateOutputs``: a megabyte-long line can't bloat the graded notebook or the feedback page.
 * ``ScrubTracebacks``: feedback pages show a failed check's message, not the hidden test code that the
   traceback would quote (nbgrader's ``ClearHiddenTests`` removes it from the cell source).
+* ``SkipDemonstrations``: cells tagged ``skip-when-grading`` (timing loops, "Scale it up"
+  measurements) are not run while grading; nothing a test cell needs lives in them.
 """
 
 from __future__ import annotations
@@ -21,15 +23,13 @@ from nbformat.v4 import new_output
 from nbgrader.preprocessors import NbGraderPreprocessor as Preprocessor  # enabled by default
 from traitlets import Integer
 
+from scalelab.grading.cells import SKIPPED_NOTE, is_demonstration
+from scalelab.grading.cells import is_test as _is_test_cell
+
 # One token per grading process; the batch runner gives each submission its own.
 # Read, then removed from the environment, so that the kernel started later doesn't inherit it.
 TOKEN = os.environ.pop("SCALELAB_SENTINEL", "") or secrets.token_hex(12)
 SENTINEL_PREFIX = "scalelab-test-cell-done"
-
-
-def _is_test_cell(cell) -> bool:
-    meta = cell.metadata.get("nbgrader", {})
-    return cell.cell_type == "code" and meta.get("grade", False) and not meta.get("solution", False)
 
 
 def _sentinel(cell) -> str:
@@ -117,4 +117,13 @@ class ScrubTracebacks(Preprocessor):
             for output in cell.outputs:
                 if output.output_type == "error":
                     output.traceback = [f"{output.ename}: {output.evalue}"]
+        return cell, resources
+
+
+class SkipDemonstrations(Preprocessor):
+    """Before execution: a tagged demonstration cell becomes a comment saying it was skipped."""
+
+    def preprocess_cell(self, cell, resources, index):
+        if is_demonstration(cell):
+            cell.source = SKIPPED_NOTE
         return cell, resources

@@ -1,0 +1,35 @@
+"""What a notebook cell is, for grading: an answer, a test, or a demonstration that grading may skip.
+
+One place for these rules, so that nbgrader's preprocessors, the case runner and the course tools
+agree. The nbgrader metadata follows nbgrader's schema 3 (``grade``, ``solution``, ``grade_id``).
+"""
+
+from __future__ import annotations
+
+# A code cell that only demonstrates (a timing loop, a "Scale it up" measurement) carries this tag.
+# The top-to-bottom run of the solutions (nbval in `make test`) executes it; grading and the grading
+# cases replace it with a note, so no test cell may depend on what it computes.
+DEMONSTRATION_TAG = "skip-when-grading"
+SKIPPED_NOTE = "# (demonstration: skipped while grading, run it yourself to see it)"
+
+
+def nbgrader_meta(cell) -> dict:
+    return cell.metadata.get("nbgrader", {})
+
+
+def is_answer(cell) -> bool:
+    """An autograded answer cell: the student writes code here."""
+    meta = nbgrader_meta(cell)
+    return cell.cell_type == "code" and meta.get("solution", False) and not meta.get("grade", False)
+
+
+def is_test(cell) -> bool:
+    """An autograder tests cell: locked, with points."""
+    meta = nbgrader_meta(cell)
+    return cell.cell_type == "code" and meta.get("grade", False) and not meta.get("solution", False)
+
+
+def is_demonstration(cell) -> bool:
+    """A tagged demonstration. Never a cell nbgrader knows: a tag can't make a test or answer skip."""
+    return (cell.cell_type == "code" and not nbgrader_meta(cell)
+            and DEMONSTRATION_TAG in cell.metadata.get("tags", []))
