@@ -7,16 +7,21 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.scalelab-installed
 SUBMISSIONS ?=
 PYTEST_ARGS ?=
+# two pytest workers: on 2 cores they overlap one notebook's waits (kernel, JVM start) with another's work;
+# loadgroup keeps the cells of one notebook, and the tests sharing one graded class, on one worker
+PYTEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 # Jupyter refuses to start as root (containers, CI) unless told to
 JUPYTER_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help setup lab test test-fast release grade feedback formgrader doctor bench cases lint lock clean
+.PHONY: help setup lab test test-fast test-notebooks release grade feedback formgrader doctor bench cases lint lock clean
 
 help:
 	@echo "make lab          set up (first time) and open JupyterLab on labs/"
 	@echo "make test         set up (first time) and run the whole test suite"
 	@echo "make test-fast    the tests that start no notebook or cluster"
+	@echo "make test-notebooks  run every solution notebook top to bottom (nbval); NOTEBOOK=path for one"
 	@echo "make doctor       what this machine has (Java, Spark, MPI, OpenCL, Dask), with fixes"
 	@echo "make release      regenerate labs/ from solutions/ with nbgrader"
 	@echo "make grade SUBMISSIONS=<folder or .zip>   grade a class into autograder/reports/"
@@ -40,10 +45,14 @@ lab: setup
 	$(BIN)/jupyter lab $(JUPYTER_ROOT_FLAG) --notebook-dir=labs
 
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 test-fast: setup
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
+
+NOTEBOOK ?= solutions
+test-notebooks: setup
+	$(PYTEST) $(NOTEBOOK) $(PYTEST_ARGS)
 
 doctor: setup
 	$(BIN)/python -m scalelab doctor

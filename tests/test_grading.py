@@ -43,17 +43,28 @@ def test_every_exercise_has_two_wrong_cases_and_one_alternative(notebook):
             assert not case.expect, f"alternative case {case.name!r} must expect full points"
 
 
-# A notebook that starts Spark or Dask runs its cases on the loopback cluster fixture: that run proves it
+# A notebook that starts Spark or Dask runs its cases on a loopback cluster fixture: that run proves it
 # works unchanged on a cluster (DESIGN §7), and nbgrader's class batch below runs it on local engines.
-ENGINES = {  # what the set-up cell calls: (fixture, variable, what the notebook prints once connected)
-    "get_spark(": ("spark_master", "SCALELAB_SPARK_MASTER", "master {}"),
-    "get_client(": ("dask_scheduler", "SCALELAB_DASK_SCHEDULER", "scheduler {}"),
-}
+# Spark labs without RDDs run on the Spark Connect server (a session costs about a second there, against
+# ten for a new application), unless the notebook's metadata says {"scalelab": {"spark_connect": false}};
+# RDD labs run on the standalone master.
+SPARK_STANDALONE = ("spark_master", "SCALELAB_SPARK_MASTER", "master {}")
+SPARK_CONNECT = ("spark_remote", "SPARK_REMOTE", "Spark Connect at {}")
+DASK = ("dask_scheduler", "SCALELAB_DASK_SCHEDULER", "scheduler {}")
+RDD_API = ("sparkContext", ".rdd")
 
 
 def _engines(notebook: Path) -> list[tuple[str, str, str]]:
-    code = "".join(c.source for c in nbformat.read(notebook, 4).cells if c.cell_type == "code")
-    return [engine for call, engine in ENGINES.items() if call in code]
+    """(fixture, variable, what the notebook prints once connected) for each engine it starts."""
+    nb = nbformat.read(notebook, 4)
+    code = "".join(c.source for c in nb.cells if c.cell_type == "code")
+    engines = []
+    if "get_spark(" in code:
+        connect = nb.metadata.get("scalelab", {}).get("spark_connect", True)
+        engines.append(SPARK_CONNECT if connect and not any(api in code for api in RDD_API) else SPARK_STANDALONE)
+    if "get_client(" in code:
+        engines.append(DASK)
+    return engines
 
 
 @pytest.mark.slow
@@ -115,6 +126,7 @@ def graded_course(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("graded_course")  # one worker grades the class once for all these tests
 @pytest.mark.parametrize("notebook", GRADED, ids=_id)
 def test_nbgrader_gives_the_solution_full_marks_and_the_blank_lab_zero(graded_course, notebook):
     full = {c.grade_id: c.points for c in course.grade_cells(notebook) if c.kind == "tests"}
@@ -210,6 +222,7 @@ def _auto(row) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("graded_traps")
 def test_solution_full_marks_blank_lab_zero_and_a_case_its_points(graded_class):
     rows, _, _ = graded_class
     assert rows["alice"].status == "graded" and _auto(rows["alice"]) == FULL
@@ -219,6 +232,7 @@ def test_solution_full_marks_blank_lab_zero_and_a_case_its_points(graded_class):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("graded_traps")
 def test_broken_files_get_error_rows_and_the_others_are_graded(graded_class):
     rows, reports, _ = graded_class
     assert rows["dave"].status == "error" and "not a valid notebook" in rows["dave"].message
@@ -232,6 +246,7 @@ def test_broken_files_get_error_rows_and_the_others_are_graded(graded_class):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("graded_traps")
 def test_a_duplicated_cell_does_not_abort_grading(graded_class):
     rows, _, _ = graded_class
     assert rows["erin"].status == "graded" and _auto(rows["erin"]) == FULL
@@ -239,18 +254,21 @@ def test_a_duplicated_cell_does_not_abort_grading(graded_class):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("graded_traps")
 def test_a_dead_kernel_gets_a_row_saying_so(graded_class):
     rows, _, _ = graded_class
     assert rows["frank"].status == "error" and "kernel died" in rows["frank"].message
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("graded_traps")
 def test_neutralised_test_cells_score_nothing(graded_class):
     rows, _, _ = graded_class
     assert rows["grace"].status == "graded" and _auto(rows["grace"]) == dict.fromkeys(FULL, 0.0)
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("graded_traps")
 def test_demonstrations_are_skipped_but_a_tag_cannot_skip_a_test(graded_class):
     rows, reports, _ = graded_class
     assert _auto(rows["alice"]) == FULL  # the demonstration that breaks words_per_line did not run
@@ -259,18 +277,21 @@ def test_demonstrations_are_skipped_but_a_tag_cannot_skip_a_test(graded_class):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("graded_traps")
 def test_stderr_from_a_correct_answer_costs_no_points(graded_class):
     rows, _, _ = graded_class
     assert _auto(rows["heidi"]) == FULL
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("graded_traps")
 def test_an_endless_cell_is_interrupted_and_only_its_exercise_fails(graded_class):
     rows, _, _ = graded_class
     assert rows["ivan"].status == "graded" and _auto(rows["ivan"]) == {**FULL, "traps-mean-tests": 0.0}
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("graded_traps")
 def test_huge_output_is_cut_and_feedback_hides_hidden_tests(graded_class):
     rows, reports, _ = graded_class
     assert _auto(rows["judy"]) == FULL
@@ -286,6 +307,7 @@ def test_huge_output_is_cut_and_feedback_hides_hidden_tests(graded_class):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("graded_traps")
 def test_validate_api_gives_the_verdict_the_cli_exit_status_does_not(graded_class, tmp_path):
     lab = tmp_path / "99-traps.ipynb"
     lab.write_bytes(graded_class[2].read_bytes())

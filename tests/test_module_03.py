@@ -235,12 +235,4 @@ def test_file_format_solutions_prune_and_agree_with_pandas(spark, tmp_path):
     got = [r[0] for r in df.select(answers["section_arrow"]("p")).collect()]
     assert got == [None if p is None else p.split("/")[1].lower() for p in paths]
 
-
-# --- the labs on Spark Connect --------------------------------------------------------------------
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("notebook", NOTEBOOKS)
-def test_runs_on_spark_connect(run_solution, spark_remote, notebook):
-    printed = run_solution(MODULE / notebook, SPARK_REMOTE=spark_remote)
-    assert f"Spark Connect at {spark_remote}" in printed
+# The labs themselves run on the Spark Connect fixture with their grading cases (tests/test_grading.py).
