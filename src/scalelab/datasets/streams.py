@@ -86,7 +86,7 @@ def make_events(
     delay = rng.integers(0, 21, n_first).astype(float)
     is_late = rng.random(n_first) < late
     delay[is_late] = rng.integers(1, max_lateness_s + 1, int(is_late.sum()))
-    event_s = np.maximum(np.floor(arrival - delay), 0)
+    event_s = np.floor(arrival - delay)
     action = rng.choice(ACTIONS, n_first, p=ACTION_WEIGHTS)
     amount = np.where(action == "purchase", np.round(rng.gamma(2.0, 12.0, n_first) + 1, 2), np.nan)
     first = pd.DataFrame({
