@@ -342,3 +342,18 @@ def test_submission_layouts_and_zip(tmp_path):
     found, rejected = collect(unpack(archive, tmp_path / "unzipped"), known)
     assert [(s.student, s.notebook) for s in found] == [("eve", "00-setup")]
     assert len(rejected) == 1 and "matches no course notebook" in rejected[0].reason
+
+
+def test_progress_counts_submissions_and_failures():
+    from io import StringIO
+
+    from scalelab.grading.batch import Progress, Row
+
+    out = StringIO()
+    progress = Progress(3, stream=out)
+    progress.update([Row("amy", "00-setup", "00-setup", "graded")])
+    progress.update([Row("ben", "00-setup", "00-setup", "error", message="kernel died")])
+    lines = out.getvalue().splitlines()
+    assert "1/3 graded, 0 failed" in lines[0] and "(amy 00-setup)" in lines[0]
+    assert "2/3 graded, 1 failed" in lines[1] and "left" in lines[1]
+    assert lines[1].startswith("[" + "#" * 13 + "." * 7 + "]")

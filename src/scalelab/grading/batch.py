@@ -20,7 +20,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,17 +66,44 @@ def grade_batch(
         groups = _group(s for s in submissions if s.assignment in templates)
         print(f"grading {len(submissions)} notebooks from {len(groups)} submissions "
               f"with {workers or default_workers()} workers ...", flush=True)
+        progress = Progress(len(groups))
         with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
             jobs = [pool.submit(_grade_one, group, templates[group[0].assignment], scratch, reports,
                                 cell_timeout, notebook_timeout) for group in groups]
-            for job in jobs:
-                rows.extend(job.result())
+            for job in as_completed(jobs):
+                done = job.result()
+                rows.extend(done)
+                progress.update(done)
         rows.sort(key=lambda r: (r.student, r.assignment, r.notebook))
         write_csv(rows, reports / "grades.csv")
         write_feedback_index(rows, reports / "feedback")
         return rows
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+class Progress:
+    """One line per finished submission: how many are done, failures so far, and the time left."""
+
+    def __init__(self, total: int, stream=None):
+        self.total, self.done, self.failures = total, 0, 0
+        self.started = time.monotonic()
+        self.stream = stream or sys.stdout
+
+    def update(self, rows: list[Row]) -> None:
+        self.done += 1
+        self.failures += sum(r.status == "error" for r in rows)
+        elapsed = time.monotonic() - self.started
+        left = elapsed / self.done * (self.total - self.done)
+        width = 20
+        bar = "#" * (width * self.done // self.total) + "." * (width - width * self.done // self.total)
+        who = f"{rows[0].student} {rows[0].assignment}" if rows else ""
+        print(f"[{bar}] {self.done}/{self.total} graded, {self.failures} failed, "
+              f"about {_minutes(left)} left  ({who})", file=self.stream, flush=True)
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
 def _group(submissions) -> list[list[Submission]]:
