@@ -6,6 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.scalelab-installed
 SUBMISSIONS ?=
+SCHEDULER ?=
 PYTEST_ARGS ?=
 # two pytest workers: on 2 cores they overlap one notebook's waits (kernel, JVM start) with another's work;
 # loadgroup keeps the cells of one notebook, and the tests sharing one graded class, on one worker
@@ -25,6 +26,7 @@ help:
 	@echo "make doctor       what this machine has (Java, Spark, MPI, OpenCL, Dask), with fixes"
 	@echo "make release      regenerate labs/ from solutions/ with nbgrader"
 	@echo "make grade SUBMISSIONS=<folder or .zip>   grade a class into autograder/reports/"
+	@echo "           [SCHEDULER=tcp://host:8786]     ... on the workers of a Dask cluster"
 	@echo "make feedback     zip each student's feedback pages for returning them"
 	@echo "make formgrader   JupyterLab with nbgrader's formgrader on the course"
 	@echo "make cases        run the grading cases (autograder/cases/)"
@@ -65,7 +67,7 @@ cases: setup
 
 grade: setup
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder or .zip of notebooks>"; exit 2; }
-	$(BIN)/python -m scalelab grade "$(SUBMISSIONS)"
+	$(BIN)/python -m scalelab grade "$(SUBMISSIONS)" $(if $(SCHEDULER),--scheduler $(SCHEDULER))
 
 feedback:
 	@test -d autograder/reports/feedback || { echo "no feedback yet: run make grade SUBMISSIONS=... first"; exit 2; }

@@ -357,3 +357,29 @@ def test_progress_counts_submissions_and_failures():
     assert "1/3 graded, 0 failed" in lines[0] and "(amy 00-setup)" in lines[0]
     assert "2/3 graded, 1 failed" in lines[1] and "left" in lines[1]
     assert lines[1].startswith("[" + "#" * 13 + "." * 7 + "]")
+
+
+@pytest.mark.slow
+def test_a_class_is_graded_on_the_workers_of_a_dask_cluster(dask_scheduler, tmp_path, monkeypatch):
+    from distributed import Client, get_task_stream
+
+    from scalelab.grading import batch
+
+    monkeypatch.setattr(batch, "_run_here", None)  # grading on this machine would fail: it must not happen
+    solution = REPO / "solutions" / "01-mapreduce" / "01-lazy-pipelines.ipynb"
+    folder = tmp_path / "class"
+    folder.mkdir()
+    nbformat.write(nbformat.read(solution, 4), folder / "alice_01-lazy-pipelines.ipynb")
+    blank = course.released_notebook("01-mapreduce", "01-lazy-pipelines")
+    nbformat.write(nbformat.read(blank, 4), folder / "bob_01-lazy-pipelines.ipynb")
+    with Client(dask_scheduler) as client, get_task_stream(client) as stream:
+        workers = set(client.scheduler_info()["workers"])
+        rows = grade_batch(folder, tmp_path / "reports", cell_timeout=60, notebook_timeout=600,
+                           scheduler=dask_scheduler)
+    graded = {r.student: r for r in rows}
+    full = {c.grade_id: c.points for c in course.grade_cells(solution) if c.kind == "tests"}
+    assert {g: graded["alice"].points[g] for g in full} == full, graded["alice"].message
+    assert {g: graded["bob"].points[g] for g in full} == dict.fromkeys(full, 0.0)
+    assert (tmp_path / "reports" / "feedback" / "bob" / "01-lazy-pipelines.html").exists()
+    ran = [t for t in stream.data if str(t["key"]).startswith("grade-")]
+    assert len(ran) == 2 and {t["worker"] for t in ran} <= workers  # each graded by a worker of the cluster

@@ -1,8 +1,10 @@
 """Grade a whole class: ``make grade SUBMISSIONS=<folder or .zip>``.
 
 Each submission is graded by nbgrader in a private course root under a temporary folder, by its own
-worker process with a time limit, several at a time. Whatever one submission does (hang, kill its
-kernel, break nbgrader), the others are graded and it gets a row saying what went wrong.
+worker process with a time limit, several at a time: on this machine, or on the workers of a Dask
+cluster (``--scheduler tcp://host:8786``) for a class bigger than one machine. Whatever one
+submission does (hang, kill its kernel, break nbgrader), the others are graded and it gets a row
+saying what went wrong.
 
 Writes ``<reports>/grades.csv`` (one row per student and notebook, points per grade cell) and
 ``<reports>/feedback/<student>/index.html`` linking one nbgrader feedback page per notebook.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import html
+import io
 import json
 import os
 import re
@@ -19,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -49,37 +53,89 @@ def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+@dataclass
+class Job:
+    """One student's notebooks of one assignment, as bytes: it can be graded on any machine."""
+
+    student: str
+    assignment: str
+    notebooks: dict[str, bytes]  # notebook name -> the repaired submission
+    notes: dict[str, list[str]]  # notebook name -> what repair changed
+
+
 def grade_batch(
     source: Path,
     reports: Path,
     workers: int | None = None,
     cell_timeout: int = 120,
     notebook_timeout: int = 1200,
+    scheduler: str | None = None,
 ) -> list[Row]:
-    """Grade every notebook found in `source`; write the CSV and feedback under `reports`."""
+    """Grade every notebook found in `source`; write the CSV and feedback under `reports`.
+
+    With `scheduler` (a Dask scheduler's address) the submissions are graded on that cluster's
+    workers, each by its own worker process there; otherwise by `workers` processes on this machine.
+    """
     scratch = Path(tempfile.mkdtemp(prefix="scalelab-grade-"))
     try:
         folder = unpack(Path(source), scratch / "unpacked")
         submissions, rejected = collect(folder, course.notebook_index())
         rows = [_rejected_row(r) for r in rejected]
         templates = _prepare_templates({s.assignment for s in submissions}, scratch, rows, submissions)
-        groups = _group(s for s in submissions if s.assignment in templates)
-        print(f"grading {len(submissions)} notebooks from {len(groups)} submissions "
-              f"with {workers or default_workers()} workers ...", flush=True)
-        progress = Progress(len(groups))
-        with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
-            jobs = [pool.submit(_grade_one, group, templates[group[0].assignment], scratch, reports,
-                                cell_timeout, notebook_timeout) for group in groups]
-            for job in as_completed(jobs):
-                done = job.result()
-                rows.extend(done)
-                progress.update(done)
+        jobs = [_job(group, scratch) for group in _group(s for s in submissions if s.assignment in templates)]
+        where = f"on the Dask cluster at {scheduler}" if scheduler else \
+            f"with {workers or default_workers()} workers"
+        print(f"grading {len(submissions)} notebooks from {len(jobs)} submissions {where} ...", flush=True)
+        if scheduler:
+            results = _run_on_dask(jobs, templates, cell_timeout, notebook_timeout, scheduler)
+        else:
+            results = _run_here(jobs, templates, cell_timeout, notebook_timeout, workers or default_workers())
+        progress = Progress(len(jobs))
+        for job, (job_rows, feedback) in results:
+            rows.extend(job_rows)
+            _write_feedback(feedback, job.student, reports)
+            progress.update(job_rows)
         rows.sort(key=lambda r: (r.student, r.assignment, r.notebook))
         write_csv(rows, reports / "grades.csv")
         write_feedback_index(rows, reports / "feedback")
         return rows
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run_here(jobs, templates, cell_timeout, notebook_timeout, workers):
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(grade_job, job, templates[job.assignment], cell_timeout, notebook_timeout): job
+                   for job in jobs}
+        for future in as_completed(futures):
+            yield futures[future], _result_or_error_rows(future, futures[future])
+
+
+def _run_on_dask(jobs, templates, cell_timeout, notebook_timeout, scheduler):
+    """Each job is one Dask task; the worker that runs it grades it in its own process, as here.
+
+    Start the workers with one thread each (``dask worker ADDRESS --nthreads 1``), from a checkout of
+    the course with its set-up done, so that each runs one nbgrader at a time.
+    """
+    from distributed import Client
+    from distributed import as_completed as dask_completed
+
+    with Client(scheduler, timeout=60) as client:
+        shared = {a: client.scatter(t) for a, t in templates.items()}  # each template travels once
+        futures = {client.submit(grade_job, job, shared[job.assignment], cell_timeout, notebook_timeout,
+                                 pure=False, key=f"grade-{job.student}-{job.assignment}-{os.urandom(4).hex()}"): job
+                   for job in jobs}
+        for future in dask_completed(futures):
+            yield futures[future], _result_or_error_rows(future, futures[future])
+
+
+def _result_or_error_rows(future, job: Job) -> tuple[list[Row], dict[str, bytes]]:
+    """A job that raised (a lost Dask worker, a full disk) gets error rows; the others go on."""
+    try:
+        return future.result()
+    except Exception as error:  # noqa: BLE001 - any failure of one job must not stop the batch
+        reason = f"the grader failed on this submission: {type(error).__name__}: {error}"
+        return [Row(job.student, job.assignment, name, "error", message=reason) for name in job.notebooks], {}
 
 
 class Progress:
@@ -106,6 +162,16 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
+def _job(group: list[Submission], scratch: Path) -> Job:
+    student, assignment = group[0].student, group[0].assignment
+    notebooks, notes = {}, {}
+    for s in group:
+        repaired = scratch / "repaired" / student / assignment / f"{s.notebook}.ipynb"
+        notes[s.notebook] = repair(s.path, repaired)
+        notebooks[s.notebook] = repaired.read_bytes()
+    return Job(student, assignment, notebooks, notes)
+
+
 def _group(submissions) -> list[list[Submission]]:
     groups: dict[tuple[str, str], list[Submission]] = {}
     for s in submissions:
@@ -117,19 +183,26 @@ def _rejected_row(r: Rejected) -> Row:
     return Row(r.student, r.assignment, r.notebook, "error", message=r.reason)
 
 
-def _prepare_templates(assignments, scratch: Path, rows: list[Row], submissions) -> dict[str, Path]:
-    """A gradebook per assignment (nbgrader generate_assignment), copied for each submission."""
+def _prepare_templates(assignments, scratch: Path, rows: list[Row], submissions) -> dict[str, bytes]:
+    """A gradebook per assignment (nbgrader generate_assignment), packed to travel to any worker."""
     templates = {}
     for assignment in sorted(assignments):
         root = scratch / "templates" / assignment
         outcome = _worker(["prepare", "--root", str(root), "--assignment", assignment], timeout=600)
         if outcome["success"]:
-            templates[assignment] = root
+            templates[assignment] = _pack(root)
         else:
             reason = f"could not prepare {assignment} for grading: {_last_line(outcome)}"
             rows.extend(Row(s.student, s.assignment, s.notebook, "error", message=reason)
                         for s in submissions if s.assignment == assignment)
     return templates
+
+
+def _pack(root: Path) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        archive.add(root / "gradebook.db", arcname="gradebook.db")
+    return buffer.getvalue()
 
 
 def _worker(args: list[str], timeout: int, env: dict | None = None) -> dict:
@@ -150,23 +223,33 @@ def _worker(args: list[str], timeout: int, env: dict | None = None) -> dict:
                 "log": stdout[-2000:] + stderr[-4000:]}
 
 
-def _grade_one(group: list[Submission], template: Path, scratch: Path, reports: Path,
-               cell_timeout: int, notebook_timeout: int) -> list[Row]:
-    student, assignment = group[0].student, group[0].assignment
-    root = scratch / "runs" / f"{student}--{assignment}"
-    shutil.copytree(template, root, ignore=shutil.ignore_patterns("release"))
-    notes: dict[str, list[str]] = {}
-    for s in group:
-        notes[s.notebook] = repair(s.path, root / "submitted" / student / assignment / f"{s.notebook}.ipynb")
-    env = {"SCALELAB_SENTINEL": os.urandom(12).hex(), "CI": "1"}  # CI=1: no Spark UI
-    outcome = _worker(["grade", "--root", str(root), "--assignment", assignment, "--student", student,
-                       "--cell-timeout", str(cell_timeout)], timeout=notebook_timeout, env=env)
-    if not outcome["success"]:
-        reason = _explain_failure(outcome, notebook_timeout)
-        return [Row(student, assignment, s.notebook, "error", message=reason) for s in group]
-    rows = [_scores(root, student, assignment, s.notebook, notes[s.notebook]) for s in group]
-    _copy_feedback(root, student, assignment, reports)
-    return rows
+def grade_job(job: Job, template: bytes, cell_timeout: int, notebook_timeout: int
+              ) -> tuple[list[Row], dict[str, bytes]]:
+    """Grade one job in a private course root on this machine: (rows, feedback pages by file name)."""
+    with tempfile.TemporaryDirectory(prefix="scalelab-job-") as tmp:
+        root = Path(tmp) / "course"
+        with tarfile.open(fileobj=io.BytesIO(template)) as archive:
+            archive.extractall(root, filter="data")
+        for name, content in job.notebooks.items():
+            target = root / "submitted" / job.student / job.assignment / f"{name}.ipynb"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        env = {"SCALELAB_SENTINEL": os.urandom(12).hex(), "CI": "1"}  # CI=1: no Spark UI
+        outcome = _worker(["grade", "--root", str(root), "--assignment", job.assignment, "--student",
+                           job.student, "--cell-timeout", str(cell_timeout)], timeout=notebook_timeout, env=env)
+        if not outcome["success"]:
+            reason = _explain_failure(outcome, notebook_timeout)
+            return [Row(job.student, job.assignment, name, "error", message=reason) for name in job.notebooks], {}
+        rows = [_scores(root, job.student, job.assignment, name, job.notes[name]) for name in job.notebooks]
+        pages = root / "feedback" / job.student / job.assignment
+        return rows, {page.name: page.read_bytes() for page in pages.glob("*.html")}
+
+
+def _write_feedback(pages: dict[str, bytes], student: str, reports: Path) -> None:
+    target = reports / "feedback" / student
+    target.mkdir(parents=True, exist_ok=True)
+    for name, content in pages.items():
+        (target / name).write_bytes(content)
 
 
 def _last_line(outcome: dict) -> str:
@@ -201,14 +284,6 @@ def _scores(root: Path, student: str, assignment: str, notebook: str, notes: lis
                    score=submitted.score, max_score=submitted.max_score,
                    needs_manual_grading=bool(submitted.needs_manual_grade),
                    message="; ".join(notes), points=points)
-
-
-def _copy_feedback(root: Path, student: str, assignment: str, reports: Path) -> None:
-    source = root / "feedback" / student / assignment
-    target = reports / "feedback" / student
-    target.mkdir(parents=True, exist_ok=True)
-    for page in source.glob("*.html"):
-        shutil.copy2(page, target / page.name)
 
 
 def write_csv(rows: list[Row], path: Path) -> None:
@@ -269,12 +344,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--cell-timeout", type=int, default=int(os.environ.get("SCALELAB_CELL_TIMEOUT", 120)))
     parser.add_argument("--notebook-timeout", type=int, default=1200)
+    parser.add_argument("--scheduler", default=None,
+                        help="grade on the workers of this Dask scheduler (tcp://host:8786) instead of here")
     args = parser.parse_args(argv)
     if not args.submissions.exists():
         print(f"error: {args.submissions} does not exist; pass SUBMISSIONS=<folder or .zip>", file=sys.stderr)
         return 2
     reports = args.reports or course.repo_root() / "autograder" / "reports"
-    rows = grade_batch(args.submissions, reports, args.workers, args.cell_timeout, args.notebook_timeout)
+    rows = grade_batch(args.submissions, reports, args.workers, args.cell_timeout, args.notebook_timeout,
+                       args.scheduler)
     errors = [r for r in rows if r.status == "error"]
     for r in rows:
         verdict = f"{_num(r.score)}/{_num(r.max_score)}" if r.status == "graded" else f"ERROR: {r.message}"
