@@ -1,0 +1,101 @@
+"""Grading a class: `make grade` against plain `nbgrader autograde`, per submission, same grades.
+
+Copies of one lab's solution stand for a class (every copy answers right, so every copy must get
+full marks both ways). Plain nbgrader grades them one after another in one course, with the course's
+configuration (its preprocessors: without them nbgrader would zero Spark's test cells for their
+log lines, and the grades would differ). `make grade` grades the same files with its default
+workers, each submission in its own process and course root.
+
+    python -m bench bench_grading                       # 30 copies of each lab (the issue's class)
+    SCALELAB_BENCH_COPIES=4 python -m bench bench_grading
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+from scalelab.bench import load_average, record
+from scalelab.grading import course
+from scalelab.grading.batch import default_workers, grade_batch
+
+LABS = [("03-spark-sql", "03-dataframes-and-sql"), ("02-spark-rdd", "02-rdd-basics")]
+COPIES = int(os.environ.get("SCALELAB_BENCH_COPIES", "30"))
+RESULTS = Path(__file__).resolve().with_name("RESULTS.md")
+COMMAND = "python -m bench bench_grading"
+SECTION = "Grading a class: make grade vs plain nbgrader autograde"
+
+
+def _students(n: int) -> list[str]:
+    return [f"student{i:03d}" for i in range(n)]
+
+
+def plain_nbgrader(assignment: str, notebook: str, students: list[str], root: Path) -> dict[str, dict]:
+    """`nbgrader generate_assignment` then one `nbgrader autograde` over the class; points per student."""
+    from nbgrader.api import Gradebook
+
+    config = course.config_file()  # read from its folder, as `nbgrader` run from autograder/ does
+    (root / "course").mkdir(parents=True)
+    env = course.tool_env({"CI": "1"})
+    base = [sys.executable, "-m", "nbgrader"]
+    options = [f"--CourseDirectory.root={root / 'course'}", f"--CourseDirectory.release_directory={root / 'release'}"]
+    subprocess.run([*base, "generate_assignment", assignment, "--force", *options], cwd=config.parent,
+                   env=env, check=True, capture_output=True)
+    solution = course.repo_root() / "solutions" / assignment / f"{notebook}.ipynb"
+    for student in students:
+        target = root / "course" / "submitted" / student / assignment / f"{notebook}.ipynb"
+        target.parent.mkdir(parents=True)
+        shutil.copy(solution, target)
+    subprocess.run([*base, "autograde", assignment, "--force", *options], cwd=config.parent, env=env,
+                   check=True, capture_output=True)
+    with Gradebook(f"sqlite:///{root / 'course' / 'gradebook.db'}") as gradebook:
+        return {s: {g.name: g.score for g in gradebook.find_submission_notebook(notebook, assignment, s).grades
+                    if not g.needs_manual_grade} for s in students}
+
+
+def with_make_grade(assignment: str, notebook: str, students: list[str], root: Path) -> dict[str, dict]:
+    folder = root / "submissions"
+    folder.mkdir(parents=True)
+    solution = nbformat.read(course.repo_root() / "solutions" / assignment / f"{notebook}.ipynb", 4)
+    for student in students:
+        nbformat.write(solution, folder / f"{student}_{notebook}.ipynb")
+    rows = grade_batch(folder, root / "reports")
+    return {r.student: {g: p for g, p in r.points.items() if p is not None} for r in rows}
+
+
+def main() -> None:
+    table = []
+    students = _students(COPIES)
+    for assignment, notebook in LABS:
+        timings, grades = {}, {}
+        for name, grade in (("plain nbgrader", plain_nbgrader), ("make grade", with_make_grade)):
+            with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
+                start = time.perf_counter()
+                grades[name] = grade(assignment, notebook, students, Path(tmp))
+                timings[name] = time.perf_counter() - start
+            print(f"{notebook}: {name} {timings[name]:.1f} s for {COPIES} submissions", flush=True)
+        same = grades["plain nbgrader"] == grades["make grade"]
+        plain, ours = (timings[k] / COPIES for k in ("plain nbgrader", "make grade"))
+        table.append({
+            "lab": notebook,
+            "submissions": COPIES,
+            "plain nbgrader (s per submission)": f"{plain:.1f}",
+            f"make grade, {default_workers()} workers (s per submission)": f"{ours:.1f}",
+            "speed-up": f"{plain / ours:.2f}×",
+            "identical grades": "yes" if same else "NO",
+            "load average after": load_average(),
+        })
+    record(RESULTS, SECTION, table, COMMAND if COPIES == 30 else f"SCALELAB_BENCH_COPIES={COPIES} {COMMAND}",
+           notes="Every copy is the solution, so every grade must be full marks both ways. Plain nbgrader "
+                 "runs with the course's configuration (same preprocessors, demonstrations skipped).")
+
+
+if __name__ == "__main__":
+    main()
