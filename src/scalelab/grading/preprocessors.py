@@ -1,4 +1,4 @@
-"""nbgrader preprocessors that close the traps listed in GRADING_NOTES (each one step, one class).
+"""nbgrader preprocessors that close the traps listed in autograder/README.md (one step, one class).
 
 ``autograder/nbgrader_config.py`` puts them into nbgrader's autograde and feedback chains:
 
