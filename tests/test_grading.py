@@ -44,7 +44,8 @@ def test_every_exercise_has_two_wrong_cases_and_one_alternative(notebook):
 
 
 # A notebook that starts Spark or Dask runs its cases on a loopback cluster fixture: that run proves it
-# works unchanged on a cluster (README: Running on a cluster), and nbgrader's class batch below runs it on local engines.
+# works unchanged on a cluster (README: Running on a cluster); nbgrader's class batch below runs it on
+# local engines.
 # Spark labs without RDDs run on the Spark Connect server (a session costs about a second there, against
 # ten for a new application), unless the notebook's metadata says {"scalelab": {"spark_connect": false}};
 # RDD labs run on the standalone master.
