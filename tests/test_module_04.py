@@ -25,6 +25,9 @@ from scalelab.datasets.streams import (
 
 MODULE = Path(__file__).resolve().parent.parent / "solutions" / "04-streaming"
 NOTEBOOKS = ("04-streams-as-tables.ipynb", "04-event-time.ipynb", "04-joins-state-recovery.ipynb")
+# 04-joins-state-recovery's foreachBatch check failed on the Connect fixture ("Python worker failed to
+# connect back"); its notebook metadata sends its cases to the standalone master (solutions/04-streaming/README.md)
+CONNECT_NOTEBOOKS = NOTEBOOKS[:2]
 T = pd.Timestamp
 
 
@@ -152,7 +155,7 @@ def test_watermark_model_agrees_with_spark(spark, tmp_path, name, delay, window,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("notebook", NOTEBOOKS)
+@pytest.mark.parametrize("notebook", CONNECT_NOTEBOOKS)
 def test_runs_on_spark_connect(run_solution, spark_remote, notebook):
     printed = run_solution(MODULE / notebook, SPARK_REMOTE=spark_remote)
     assert f"Spark Connect at {spark_remote}" in printed
