@@ -24,7 +24,7 @@ from scalelab.bench import load_average, record
 from scalelab.spark import spark_submit
 
 SCALES = (1, 4, 16)
-REPEAT = 2
+REPEAT = 1
 NOTEBOOK = Path(__file__).resolve().parents[1] / "solutions" / "09-capstone" / "09-capstone.ipynb"
 RESULTS = Path(__file__).resolve().with_name("RESULTS.md")
 COMMAND = "python -m bench bench_09_capstone"
@@ -78,7 +78,7 @@ def main() -> None:
         row["NDCG@10 pop / sim"] = f"{last['popularity']['ndcg']:.3f} / {last['item similarity']['ndcg']:.3f}"
         rows.append(row)
         print(row, flush=True)
-    notes = (f"Medians of {REPEAT} runs a scale; each run is a new spark-submit application (local[*]). "
+    notes = (f"{REPEAT} run(s) a scale (medians when more); each run is a new spark-submit application (local[*]). "
              f"Load average before: {load_before}; after: {load_average()}. 'spark-submit total' includes the "
              "JVM start and the Python driver's imports, which no stage counts.")
     record(RESULTS, SECTION, rows, COMMAND, notes)
