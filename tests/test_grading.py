@@ -385,3 +385,37 @@ def test_a_class_is_graded_on_the_workers_of_a_dask_cluster(dask_scheduler, tmp_
     assert (tmp_path / "reports" / "feedback" / "bob" / "01-lazy-pipelines.html").exists()
     ran = [t for t in stream.data if str(t["key"]).startswith("grade-")]
     assert len(ran) == 2 and {t["worker"] for t in ran} <= workers  # each graded by a worker of the cluster
+
+
+def _toy_exercises(sources: list[tuple[str, str]]) -> nbformat.NotebookNode:
+    """A notebook of (kind, source) cells: 'answer' and 'tests' cells get nbgrader metadata."""
+    notebook = nbformat.v4.new_notebook()
+    for n, (kind, source) in enumerate(sources):
+        cell = nbformat.v4.new_code_cell(source)
+        if kind == "answer":
+            cell.metadata["nbgrader"] = {"grade": False, "solution": True, "grade_id": f"c{n}"}
+        elif kind == "tests":
+            cell.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": f"c{n}", "points": 1}
+        notebook.cells.append(cell)
+    return notebook
+
+
+def test_a_case_reruns_the_tests_that_can_see_its_answer_and_no_others():
+    toy = _toy_exercises([
+        ("answer", "def double(x):\n    return 2 * x"),
+        ("tests", "assert double(2) == 4"),
+        ("answer", "def quadruple(x):\n    return double(double(x))"),  # uses the first answer
+        ("tests", "assert quadruple(1) == 4"),
+        ("answer", "def negate(p):\n    return -p"),
+        ("tests", "p = 3\nassert negate(p) == -3"),  # a local `p` elsewhere is not a dependency
+        ("code", "table = [double(v) for v in range(3)]"),  # a worked example built on the answer
+        ("tests", "assert table == [0, 2, 4]"),
+        ("code", "helper = negate"),
+        ("tests", "assert helper(0) == 0"),
+    ])
+    assert cases.tests_to_rerun(toy, {0: "def double(x):\n    return 3 * x"}) == [1, 3, 7]
+    # test cells below the last answer belong to its exercise, as cases.exercises() reads a notebook
+    assert cases.tests_to_rerun(toy, {4: "def negate(p):\n    return p"}) == [5, 7, 9]
+    assert cases.tests_to_rerun(toy, {2: "def quadruple(x):\n    return 4 * x"}) == [3]
+    toy.cells[8].source = "%%time\nhelper = negate"  # a magic hides its names: every later test re-runs
+    assert cases.tests_to_rerun(toy, {2: "def quadruple(x):\n    return 4 * x"}) == [3, 5, 7, 9]

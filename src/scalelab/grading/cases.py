@@ -7,8 +7,14 @@ for the test cells it affects; every other test cell must keep its full points.
 Running a whole notebook per case would cost minutes per notebook, so the runner executes the
 solution once in a live kernel (down to its last test cell, skipping the demonstration cells that
 grading skips too), then for each case runs the
-replacement answers, re-runs the test cells from the first replaced cell down, scores them as
-nbgrader does, and puts the solution's answers back. Cells that are not answers or tests are not
+replacement answers, re-runs the test cells that can see them (below), scores them as nbgrader
+does, and puts the solution's answers back.
+
+Which test cells a case re-runs: those of the exercises it replaces, and every later test cell that
+reads a name the replaced cells bind, directly or through other cells that read such a name (a
+later answer calling an earlier one). The names come from each cell's syntax tree; a cell that
+can't be parsed makes the case re-run every later test cell, as before. Every other test cell keeps
+the solution's points: it never reads what the case changed. Cells that are not answers or tests are not
 re-run: test cells should call the student's functions rather than read variables computed by
 worked-example cells.
 """
@@ -16,6 +22,7 @@ worked-example cells.
 from __future__ import annotations
 
 import copy
+import symtable
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +106,100 @@ def exercises(notebook: NotebookNode) -> dict[str, list[str]]:
     return mapping
 
 
+# cell magics whose body never runs as Python in the kernel, so it binds and reads no kernel names
+OUTSIDE_THE_KERNEL = {"writefile", "mpirun", "bash", "sh", "html", "markdown", "latex", "javascript"}
+
+
+@dataclass
+class CellNames:
+    """The module-level names a cell binds, reads at module level, and reads anywhere (as globals)."""
+
+    bound: set[str]
+    top_level_reads: set[str]
+    read: set[str]
+
+
+def _scopes(table: symtable.SymbolTable):
+    for child in table.get_children():
+        yield child
+        yield from _scopes(child)
+
+
+def cell_names(source: str) -> CellNames | None:
+    """What a code cell binds and reads as globals, from Python's own scope analysis; None if unparsable.
+
+    A parameter or local variable of a function is not a global: ``def f(p): return p`` reads no ``p``.
+    """
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    magic = source.lstrip().startswith("%%") and source.lstrip()[2:].split(None, 1)[0]
+    if magic and magic not in OUTSIDE_THE_KERNEL:
+        return None  # e.g. %%time: the body runs in the kernel, but the parser sees only a string
+    try:
+        top = symtable.symtable(TransformerManager().transform_cell(source), "<cell>", "exec")
+    except SyntaxError:
+        return None
+    symbols = top.get_symbols()
+    bound = {s.get_name() for s in symbols if s.is_assigned() or s.is_imported() or s.is_namespace()}
+    top_level_reads = {s.get_name() for s in symbols if s.is_referenced()}
+    read = set(top_level_reads)
+    for scope in _scopes(top):
+        for symbol in scope.get_symbols():
+            if symbol.is_global() and symbol.is_referenced():
+                read.add(symbol.get_name())
+            if symbol.is_declared_global() and symbol.is_assigned():
+                bound.add(symbol.get_name())
+    return CellNames(bound, top_level_reads, read)
+
+
+def tests_to_rerun(notebook: NotebookNode, replaced: dict[int, str]) -> list[int]:
+    """Indices of the test cells a case must re-run; `replaced` maps answer cell index -> new source.
+
+    A name is touched when a replaced cell (its solution or its replacement) binds it or, at module
+    level, reads it (it may change the object in place); then any cell that reads a touched name
+    touches what it binds, until nothing changes. A later test cell re-runs when it reads a touched
+    name or tests a replaced answer.
+    """
+    first = min(replaced)
+    cells = [(i, c) for i, c in enumerate(notebook.cells) if c.cell_type == "code"]
+    later_tests = [i for i, c in cells if i > first and is_test(c)]
+    parsed = {i: cell_names(c.source) for i, c in cells}
+    touched: set[str] = set()
+    for index, source in replaced.items():
+        for names in (parsed[index], cell_names(source)):
+            if names is None:
+                return later_tests
+            touched |= names.bound | names.top_level_reads
+    if any(names is None for names in parsed.values()):
+        return later_tests
+    changed = True
+    while changed:
+        changed = False
+        for i, names in parsed.items():
+            if i not in replaced and names.read & touched and not names.bound <= touched:
+                touched |= names.bound
+                changed = True
+    own = set()  # the test cells below each replaced answer, up to the next answer
+    for j in replaced:
+        for k in range(j + 1, len(notebook.cells)):
+            if is_answer(notebook.cells[k]):
+                break
+            own.add(k)
+    return [i for i in later_tests if i in own or parsed[i].read & touched]
+
+
+def _test_cells_binding_shared_names(notebook: NotebookNode) -> set[int]:
+    """Test cells that bind a name another cell reads (a table a later check uses), or can't be parsed."""
+    names = {i: cell_names(c.source) for i, c in enumerate(notebook.cells) if c.cell_type == "code"}
+    binders = set()
+    for i, own in names.items():
+        if is_test(notebook.cells[i]):
+            others = set().union(*(n.read for j, n in names.items() if j != i and n is not None))
+            if own is None or own.bound & others:
+                binders.add(i)
+    return binders
+
+
 class LiveNotebook:
     """A solution notebook executed once in a kernel that stays up for the cases."""
 
@@ -115,6 +216,7 @@ class LiveNotebook:
         self.solution_points: dict[str, float] = {}
         self.full_points = {metas[i]["grade_id"]: float(metas[i]["points"]) for i in self.tests}
         self.cell_errors: list[str] = []
+        self.shared_binders = _test_cells_binding_shared_names(self.notebook)
 
     def __enter__(self) -> LiveNotebook:
         self._kernel = self.client.setup_kernel()
@@ -158,19 +260,21 @@ class LiveNotebook:
         expected = {**self.full_points, **{g: p for g, p in case.expect.items() if g not in unknown}}
         if errors:
             return CaseResult(case, expected, {}, errors)
-        first = min(self.index[g] for g in case.answers)
+        rerun = tests_to_rerun(self.notebook, {self.index[g]: source for g, source in case.answers.items()})
         for grade_id, source in case.answers.items():
             self._run(source, self.index[grade_id])
         actual = dict(self.solution_points)
-        for i in self.tests:
-            if i > first:
-                cell = copy.deepcopy(self.notebook.cells[i])
-                self.client.execute_cell(cell, i)
-                actual[nbgrader_meta(cell)["grade_id"]] = score(cell)
+        for i in rerun:
+            cell = copy.deepcopy(self.notebook.cells[i])
+            self.client.execute_cell(cell, i)
+            actual[nbgrader_meta(cell)["grade_id"]] = score(cell)
         for grade_id in case.answers:  # put the solution back for the next case
             restored = self._run(self.notebook.cells[self.index[grade_id]].source, self.index[grade_id])
             if any(o.output_type == "error" for o in restored.outputs):
                 errors.append(f"restoring the solution of {grade_id!r} failed after this case")
+        for i in rerun:  # a test cell that binds what other cells read gets its solution-time value back
+            if i in self.shared_binders:
+                self._run(self.notebook.cells[i].source, i)
         return CaseResult(case, expected, actual, errors)
 
 
