@@ -9,9 +9,9 @@ SUBMISSIONS ?=
 SCHEDULER ?=
 PYTEST_ARGS ?=
 # two pytest workers: on 2 cores they overlap one notebook's waits (kernel, JVM start) with another's work;
-# loadgroup keeps the cells of one notebook, and the tests sharing one graded class, on one worker
+# loadfile keeps each file on one worker: a notebook's cells in one kernel, a module's fixtures made once
 PYTEST_WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 # Jupyter refuses to start as root (containers, CI) unless told to
 JUPYTER_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 export PATH := $(abspath $(BIN)):$(PATH)

@@ -19,11 +19,10 @@ _notebook_seconds: dict[str, float] = defaultdict(float)
 
 
 def pytest_collection_modifyitems(items):
-    """A notebook run by nbval is slow (`make test-fast` leaves it out); its cells share one worker."""
+    """A notebook run by nbval is slow (`make test-fast` leaves it out)."""
     for item in items:
         if item.path.suffix == ".ipynb":
             item.add_marker(pytest.mark.slow)
-            item.add_marker(pytest.mark.xdist_group(item.path.stem))
 
 
 def pytest_runtest_logreport(report):
