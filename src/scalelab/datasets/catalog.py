@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from scalelab.datasets.events import SECTIONS, _bad_line, _event_line, make_users, page_paths
+from scalelab.datasets.events import SECTIONS, _bad_line, _event_line, _zipf, make_users, page_paths
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
 
 START = "2024-03-01"
@@ -71,13 +70,6 @@ def make_items(n_items: int) -> pd.DataFrame:
         "page_url_path": paths,
         "section": [SECTIONS[k % len(SECTIONS)] for k in range(n_items)],
     }).astype({"item_id": "int64"})
-
-
-def _zipf(n: int, exponent: float) -> np.ndarray:
-    import numpy as np
-
-    weights = 1.0 / np.arange(1, n + 1) ** exponent
-    return weights / weights.sum()
 
 
 def make_views(
