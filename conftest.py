@@ -1,16 +1,34 @@
 """pytest settings for the whole repository: tests/ and the solution notebooks that nbval runs.
 
 `make test` runs every solution notebook top to bottom in a fresh kernel with nbval (`--nbval-lax`:
-a cell fails on an error; outputs are compared only in cells marked ``# NBVAL_CHECK_OUTPUT``). The
-summary at the end lists the slowest notebooks against the per-notebook budget that keeps the
-whole suite inside its time goal (docs/testing.md).
+a cell fails on an error; outputs are compared only in cells marked ``# NBVAL_CHECK_OUTPUT``).
+That one run serves three checks (docs/testing.md):
+
+* the solution runs, demonstrations included (nbval's items, one per code cell);
+* it runs unchanged on a cluster: a notebook that starts Spark or Dask gets a kernel whose
+  environment points at a loopback cluster that this test process started (`ENGINES`);
+* its grading cases (autograder/cases/) get their expected points: an item after the last test
+  cell runs them in the same kernel, from the state the solution left.
+
+The summary at the end lists the slowest notebooks against the per-notebook budget that keeps the
+whole suite inside its time goal.
 """
 
+from __future__ import annotations
+
+import contextlib
+import itertools
 import os
 from collections import defaultdict
 from pathlib import Path
 
+import nbformat
 import pytest
+from nbval.plugin import IPyNbCell, IPyNbFile
+
+from scalelab import clusters
+from scalelab.grading import cases
+from scalelab.grading.cells import is_test
 
 os.environ.setdefault("CI", "1")  # no Spark UI in kernels started by tests
 
@@ -18,8 +36,150 @@ NOTEBOOK_BUDGET_S = 60  # one solution notebook, top to bottom, on 2 cores
 _notebook_seconds: dict[str, float] = defaultdict(float)
 
 
+# ---- loopback clusters, each started once per test process and stopped at its end --------------
+
+class LoopbackEngines:
+    STARTERS = {
+        "spark_master": lambda: clusters.spark_standalone(cores=2, memory="2g"),
+        "spark_remote": clusters.spark_connect_server,
+        "dask_scheduler": lambda: clusters.dask_cluster(workers=2),
+    }
+
+    def __init__(self):
+        self._stack = contextlib.ExitStack()
+        self._addresses: dict[str, str] = {}
+
+    def address(self, name: str) -> str:
+        if name not in self._addresses:
+            self._addresses[name] = self._stack.enter_context(self.STARTERS[name]())
+        return self._addresses[name]
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+ENGINES = LoopbackEngines()
+
+
+def pytest_unconfigure(config):
+    ENGINES.close()
+
+
+@pytest.fixture(scope="session")
+def spark_master() -> str:
+    """A Spark standalone master and one worker; the address to put in SCALELAB_SPARK_MASTER."""
+    return ENGINES.address("spark_master")
+
+
+@pytest.fixture(scope="session")
+def spark_remote() -> str:
+    """A Spark Connect server; the address to put in SPARK_REMOTE."""
+    return ENGINES.address("spark_remote")
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler() -> str:
+    """A Dask scheduler with two worker processes; the address for SCALELAB_DASK_SCHEDULER."""
+    return ENGINES.address("dask_scheduler")
+
+
+# Which cluster a notebook runs on: Spark labs without RDDs on the Spark Connect server (a session
+# costs about a second there, against ten for a new application) unless the notebook's metadata says
+# {"scalelab": {"spark_connect": false}}; RDD labs on the standalone master; Dask labs on the
+# scheduler. nbgrader's class batch (tests/test_grading_course.py) runs them on local engines.
+SPARK_STANDALONE = ("spark_master", "SCALELAB_SPARK_MASTER", "master {}")
+SPARK_CONNECT = ("spark_remote", "SPARK_REMOTE", "Spark Connect at {}")
+DASK = ("dask_scheduler", "SCALELAB_DASK_SCHEDULER", "scheduler {}")
+ENGINE_VARIABLES = ("SCALELAB_SPARK_MASTER", "SPARK_REMOTE", "SCALELAB_DASK_SCHEDULER")
+RDD_API = ("sparkContext", ".rdd")
+
+
+def engines_of(notebook: nbformat.NotebookNode) -> list[tuple[str, str, str]]:
+    """(engine, variable, what the notebook prints once connected) for each engine it starts."""
+    code = "".join(c.source for c in notebook.cells if c.cell_type == "code")
+    engines = []
+    if "get_spark(" in code:
+        connect = notebook.metadata.get("scalelab", {}).get("spark_connect", True)
+        engines.append(SPARK_CONNECT if connect and not any(api in code for api in RDD_API) else SPARK_STANDALONE)
+    if "get_client(" in code:
+        engines.append(DASK)
+    return engines
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_setup(item):
+    """nbval starts a notebook's kernel while setting up its first cell: give it the cluster's address."""
+    notebook = item.parent
+    if not isinstance(notebook, IPyNbFile) or notebook.kernel is not None:
+        yield
+        return
+    with pytest.MonkeyPatch.context() as env:  # the kernel inherits it; this process gets its own back
+        for variable in ENGINE_VARIABLES:
+            env.delenv(variable, raising=False)
+        for engine, variable, _ in engines_of(notebook.nb):
+            env.setenv(variable, ENGINES.address(engine))
+        yield
+
+
+# ---- the grading cases, in the kernel nbval ran the solution in ----------------------------------
+
+class GradingCases(pytest.Item):
+    """Every grading case of the notebook gets its expected points; the solution gets full marks."""
+
+    def __init__(self, *, cells: list[IPyNbCell], **kwargs):
+        super().__init__(**kwargs)
+        self.cells = cells  # nbval's items for the cells above, whose outputs the cases start from
+
+    def runtest(self):
+        notebook = self.parent
+        if notebook.kernel is None or not notebook.kernel.is_alive():
+            raise AssertionError("the notebook's kernel is gone (see the cells above)")
+        position = {id(cell): i for i, cell in enumerate(notebook.nb.cells)}
+        outputs = {position[id(item.cell)]: item.test_outputs for item in self.cells
+                   if hasattr(item, "test_outputs")}
+        with cases.LiveNotebook.attached(self.path, notebook.kernel.km, outputs) as live:
+            if live.cell_errors:
+                raise AssertionError("the solution has failing cells, so no case can be trusted:\n"
+                                     + "\n".join(live.cell_errors))
+            lost = {g: p for g, p in live.solution_points.items() if p != live.full_points[g]}
+            if lost:
+                raise AssertionError(f"the solution loses points: {lost}")
+            results = [live.run_case(case) for case in cases.load_cases(cases.cases_file(self.path))]
+        failures = [r.describe() for r in results if not r.ok]
+        if failures:
+            raise AssertionError("\n".join(failures))
+        connected = [banner.format(ENGINES.address(engine)) for engine, _, banner in engines_of(notebook.nb)]
+        missing = [c for c in connected if c not in live.printed()]
+        if missing:
+            raise AssertionError(f"the notebook never printed {missing}: it did not run on its cluster")
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, AssertionError):
+            return f"{self.path.name}: {excinfo.value}"
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, None, f"{self.path.name}: grading cases"
+
+
+def _with_grading_cases(items: list[pytest.Item]) -> list[pytest.Item]:
+    """Each graded solution notebook's items, with its grading cases right after its last test cell."""
+    result: list[pytest.Item] = []
+    for notebook, group in itertools.groupby(items, key=lambda item: item.parent):
+        cells = list(group)
+        result += cells
+        if not isinstance(notebook, IPyNbFile) or not cases.cases_file(notebook.path).exists():
+            continue
+        tests = [k for k, item in enumerate(cells) if is_test(item.cell)]
+        if tests:
+            check = GradingCases.from_parent(notebook, name="grading cases", cells=cells[: tests[-1] + 1])
+            result.insert(len(result) - len(cells) + tests[-1] + 1, check)
+    return result
+
+
 def pytest_collection_modifyitems(items):
-    """A notebook run by nbval is slow (`make test-fast` leaves it out)."""
+    """Grading cases join the notebooks' items; a notebook's items are slow (`make test-fast` skips them)."""
+    items[:] = _with_grading_cases(items)
     for item in items:
         if item.path.suffix == ".ipynb":
             item.add_marker(pytest.mark.slow)
@@ -35,7 +195,7 @@ def pytest_terminal_summary(terminalreporter):
     if not _notebook_seconds:
         return
     ranked = sorted(_notebook_seconds.items(), key=lambda kv: -kv[1])
-    terminalreporter.section(f"slowest solution notebooks (nbval, budget {NOTEBOOK_BUDGET_S} s each)")
+    terminalreporter.section(f"slowest solution notebooks (nbval and grading cases, budget {NOTEBOOK_BUDGET_S} s each)")
     for path, seconds in ranked[:10]:
         flag = "  OVER BUDGET" if seconds > NOTEBOOK_BUDGET_S else ""
         terminalreporter.write_line(f"{seconds:7.1f} s  {Path(path).stem}{flag}")

@@ -4,11 +4,13 @@ A case file ``autograder/cases/<assignment>/<notebook>.toml`` lists cases (forma
 autograder/README.md). Each case replaces one or more answer cells and states the points it expects
 for the test cells it affects; every other test cell must keep its full points.
 
-Running a whole notebook per case would cost minutes per notebook, so the runner executes the
-solution once in a live kernel (down to its last test cell, skipping the demonstration cells that
-grading skips too), then for each case runs the
+Running a whole notebook per case would cost minutes per notebook, so the runner starts from a
+kernel in which the solution has run once (down to its last test cell), then for each case runs the
 replacement answers, re-runs the test cells that can see them (below), scores them as nbgrader
-does, and puts the solution's answers back.
+does, and puts the solution's answers back. That kernel is either its own (``LiveNotebook``, for
+``make cases``: it skips the demonstration cells, as grading does) or the one in which nbval has
+just run the whole solution in ``make test`` (``LiveNotebook.attached``), so the suite runs each
+solution once for both checks.
 
 Which test cells a case re-runs: those of the exercises it replaces, and every later test cell that
 reads a name the replaced cells bind, directly or through other cells that read such a name (a
@@ -21,13 +23,18 @@ worked-example cells.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import symtable
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+from jupyter_client import KernelManager
+from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 from nbformat import NotebookNode
 
@@ -222,9 +229,43 @@ class LiveNotebook:
         self._kernel = self.client.setup_kernel()
         self._kernel.__enter__()
         self._execute(range(0, self.tests[-1] + 1 if self.tests else len(self.notebook.cells)))
+        self._score_solution()
+        return self
+
+    @classmethod
+    @contextlib.contextmanager
+    def attached(cls, path: Path, km: KernelManager, outputs: dict[int, list],
+                 timeout: int = 300) -> Iterator[LiveNotebook]:
+        """The notebook in a kernel that has already run its solution, e.g. nbval's in `make test`.
+
+        `outputs` maps the index of each cell that ran to what it output; the kernel keeps running
+        afterwards (its owner runs the closing cells and shuts it down).
+        """
+        live = cls(path, timeout)
+        for index, cell_outputs in outputs.items():
+            live.client.nb.cells[index].outputs = cell_outputs
+            if any(o.get("output_type") == "error" for o in cell_outputs):
+                live.cell_errors.append(f"cell {index}: an error (see its own test)")
+        live.cell_errors += [f"cell {i}: did not run" for i in live.tests if i not in outputs]
+        live.client.km = km
+        run_sync(live._connect)(km.get_connection_info())
+        try:
+            live._score_solution()
+            yield live
+        finally:
+            live.client.kc.stop_channels()
+
+    async def _connect(self, connection_info: dict) -> None:
+        """A second client of a running kernel; nbclient drives it like a kernel of its own."""
+        client = AsyncKernelClient()
+        client.load_connection_info(connection_info)
+        client.start_channels()
+        await client.wait_for_ready(timeout=60)
+        self.client.kc = client
+
+    def _score_solution(self) -> None:
         executed = self.client.nb.cells
         self.solution_points = {nbgrader_meta(executed[i])["grade_id"]: score(executed[i]) for i in self.tests}
-        return self
 
     def _execute(self, indices) -> None:
         for i in indices:
