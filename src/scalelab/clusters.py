@@ -24,7 +24,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from scalelab.spark import LOG4J_CONFIG
+from scalelab.spark import java_options
 
 HOST = "127.0.0.1"
 
@@ -103,7 +103,7 @@ def _spark_env(workdir: Path) -> dict:
         "SPARK_WORKER_DIR": str(workdir / "work"),
         "SPARK_NO_DAEMONIZE": "1",
         "PYSPARK_PYTHON": sys.executable,
-        "SPARK_DAEMON_JAVA_OPTS": f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()}",
+        "SPARK_DAEMON_JAVA_OPTS": java_options(),
     }
 
 
@@ -139,7 +139,6 @@ def spark_connect_server(timeout: float = 120) -> Iterator[str]:
         workdir = Path(tmp)
         env = _spark_env(workdir)
         port = free_port()
-        quiet = f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()}"
         command = [
             str(_spark_home() / "bin" / "spark-submit"),
             "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
@@ -150,7 +149,7 @@ def spark_connect_server(timeout: float = 120) -> Iterator[str]:
             "--conf", f"spark.driver.host={HOST}",
             "--conf", f"spark.driver.bindAddress={HOST}",
             "--conf", "spark.sql.shuffle.partitions=4",
-            "--conf", f"spark.driver.extraJavaOptions={quiet}",
+            "--conf", f"spark.driver.extraJavaOptions={java_options()}",
             "spark-internal",
         ]
         with _processes() as procs:

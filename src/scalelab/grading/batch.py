@@ -31,6 +31,7 @@ from pathlib import Path
 
 from scalelab.grading import course
 from scalelab.grading.submissions import Rejected, Submission, collect, repair, unpack
+from scalelab.spark import QUICK_JVM_OPTIONS
 
 FIXED_COLUMNS = ["student", "assignment", "notebook", "status", "score", "max_score",
                  "needs_manual_grading", "message"]
@@ -234,7 +235,8 @@ def grade_job(job: Job, template: bytes, cell_timeout: int, notebook_timeout: in
             target = root / "submitted" / job.student / job.assignment / f"{name}.ipynb"
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
-        env = {"SCALELAB_SENTINEL": os.urandom(12).hex(), "CI": "1"}  # CI=1: no Spark UI
+        env = {"SCALELAB_SENTINEL": os.urandom(12).hex(), "CI": "1",  # CI=1: no Spark UI
+               "SCALELAB_SPARK_JAVA_OPTIONS": os.environ.get("SCALELAB_SPARK_JAVA_OPTIONS", QUICK_JVM_OPTIONS)}
         outcome = _worker(["grade", "--root", str(root), "--assignment", job.assignment, "--student",
                            job.student, "--cell-timeout", str(cell_timeout)], timeout=notebook_timeout, env=env)
         if not outcome["success"]:
