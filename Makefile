@@ -1,7 +1,12 @@
 # The doors: `make lab` for students, `make test` for CI, release/grade/feedback for instructors.
 # Everything installs into .venv from PyPI; the set-up runs again only when the pins change.
 
-PYTHON ?= python3
+# The Python for .venv: the first of python3.11, python3.12 and python3 that the pins install on
+# (3.11.5 or newer, older than 3.13); `make PYTHON=/path/to/python3.12 ...` to choose one yourself.
+PYTHON_OK := -c 'import sys; sys.exit(not (3, 11, 5) <= sys.version_info[:3] < (3, 13))'
+ifndef PYTHON
+PYTHON := $(firstword $(foreach p,python3.11 python3.12 python3,$(shell $(p) $(PYTHON_OK) 2>/dev/null && echo $(p))))
+endif
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.scalelab-installed
@@ -33,8 +38,10 @@ help:
 	@echo "make bench        run the benchmarks in bench/ and record their results"
 
 $(STAMP): pyproject.toml constraints.txt
-	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 11) <= v < (3, 13) else \
-		"scalelab needs Python 3.11 or 3.12 (found %d.%d); run e.g. make PYTHON=python3.11 $(MAKECMDGOALS)" % v)'
+	@test -n "$(PYTHON)" && $(PYTHON) $(PYTHON_OK) 2>/dev/null || { echo "scalelab needs Python 3.11.5 or newer, below 3.13 \
+	($(if $(PYTHON),$(PYTHON): $(shell $(PYTHON) -V 2>/dev/null || echo not found),none of python3.11, python3.12, python3 is)): \
+	install one (e.g. pyenv install 3.12) and run make PYTHON=/path/to/python3.12 $(MAKECMDGOALS)"; exit 2; }
+	@echo "setting up .venv with $(PYTHON) ($$($(PYTHON) -V 2>&1), $$(command -v $(PYTHON)))"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name scalelab --display-name "Python 3 (scalelab)"

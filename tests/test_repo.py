@@ -97,3 +97,30 @@ def test_code_and_notebooks_are_ruff_clean():
     lint = subprocess.run([str(Path(sys.executable).parent / "ruff"), "check", "--output-format", "concise",
                            *targets], capture_output=True, text=True, cwd=REPO)
     assert lint.returncode == 0, lint.stdout[-3000:]
+
+
+def _fake_python(folder: Path, name: str, version: str | None) -> None:
+    """A `name` on PATH that is this test's Python, or (version given) a Python of that version."""
+    script = folder / name
+    if version is None:
+        script.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    else:  # too old: fails the set-up's version check, tells its version
+        script.write_text(f'#!/bin/sh\n[ "$1" = -V ] && {{ echo "Python {version}"; exit 0; }}\nexit 1\n')
+    script.chmod(0o755)
+
+
+def test_setup_picks_the_first_python_the_pins_install_on_and_refuses_an_old_one(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _fake_python(bin_dir, "python3.11", "3.11.2")  # Debian 12's: soupsieve in the lock needs 3.11.5
+    _fake_python(bin_dir, "python3", "3.11.2")
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    make = ["make", "-C", str(REPO), f"VENV={tmp_path / 'venv'}"]
+    refused = subprocess.run([*make, "setup"], env=env, capture_output=True, text=True)
+    assert refused.returncode == 2 and not (tmp_path / "venv").exists()
+    assert "needs Python 3.11.5 or newer, below 3.13" in refused.stdout and "make PYTHON=" in refused.stdout
+    _fake_python(bin_dir, "python3.12", None)
+    chosen = subprocess.run([*make, "-n", "setup"], env=env, capture_output=True, text=True)
+    assert "setting up .venv with python3.12" in chosen.stdout, chosen.stdout
+    named = subprocess.run([*make, "setup", "PYTHON=python3.11"], env=env, capture_output=True, text=True)
+    assert named.returncode == 2 and "(python3.11: Python 3.11.2)" in named.stdout
