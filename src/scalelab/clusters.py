@@ -24,7 +24,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from scalelab.spark import java_options
+from scalelab.processes import start_group, stop_group, tail
+from scalelab.spark import java_options, pyspark_home
 
 HOST = "127.0.0.1"
 
@@ -35,27 +36,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _spark_home() -> Path:
-    import pyspark
-
-    return Path(pyspark.__file__).parent
-
-
 def _wait(ready, what: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with status {proc.returncode}:\n{_tail(log)}")
+            raise RuntimeError(f"{what} exited with status {proc.returncode}:\n{_log_tail(log)}")
         with contextlib.suppress(Exception):
             if ready():
                 return
         time.sleep(0.5)
-    raise TimeoutError(f"{what} was not ready after {timeout:g} s:\n{_tail(log)}")
+    raise TimeoutError(f"{what} was not ready after {timeout:g} s:\n{_log_tail(log)}")
 
 
-def _tail(log: Path, lines: int = 40) -> str:
+def _log_tail(log: Path) -> str:
     try:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+        return tail(log.read_text(errors="replace"), 40)
     except OSError:
         return "(no log)"
 
@@ -74,21 +69,11 @@ def _processes() -> Iterator[list[subprocess.Popen]]:
         yield started
     finally:
         for proc in reversed(started):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in reversed(started):
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop_group(proc)
 
 
 def _start(command: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
-    handle = log.open("w")
-    return subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True)
+    return start_group(command, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
 
 
 def _spark_env(workdir: Path) -> dict:
@@ -97,7 +82,7 @@ def _spark_env(workdir: Path) -> dict:
     ensure_java()
     return {
         **os.environ,
-        "SPARK_HOME": str(_spark_home()),
+        "SPARK_HOME": str(pyspark_home()),
         "SPARK_LOCAL_IP": HOST,
         "SPARK_LOCAL_DIRS": str(workdir),
         "SPARK_WORKER_DIR": str(workdir / "work"),
@@ -113,7 +98,7 @@ def spark_standalone(cores: int = 2, memory: str = "2g", timeout: float = 90) ->
     with tempfile.TemporaryDirectory(prefix="scalelab-spark-") as tmp:
         workdir = Path(tmp)
         env = _spark_env(workdir)
-        spark_class = str(_spark_home() / "bin" / "spark-class")
+        spark_class = str(pyspark_home() / "bin" / "spark-class")
         port, ui = free_port(), free_port()
         master = f"spark://{HOST}:{port}"
         with _processes() as procs:
@@ -140,7 +125,7 @@ def spark_connect_server(timeout: float = 120) -> Iterator[str]:
         env = _spark_env(workdir)
         port = free_port()
         command = [
-            str(_spark_home() / "bin" / "spark-submit"),
+            str(pyspark_home() / "bin" / "spark-submit"),
             "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
             "--master", "local[2]",
             "--conf", f"spark.connect.grpc.binding.address={HOST}",

@@ -14,12 +14,13 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from scalelab.processes import run_group, tail
 
 INSTALL_HINT = "install MPI with `pip install mpich mpi4py` (or run `make setup`)"
 
@@ -101,28 +102,18 @@ def run_mpi(
             str(find_mpiexec()), "-n", str(n), "-launcher", "fork",
             sys.executable, str(launcher), str(folder), str(script), *map(str, args),
         ]
-        proc = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            cwd=cwd, start_new_session=True,  # its own process group, to kill every rank
-        )
-        try:
-            launcher_output, _ = proc.communicate(timeout=timeout)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            launcher_output, _ = proc.communicate()
-            timed_out = True
-        result = MPIResult(n, proc.returncode, _read(folder, n, "out"), _read(folder, n, "err"))
-    if timed_out:
+        run = run_group(command, timeout, stderr=subprocess.STDOUT, cwd=cwd)  # a timeout kills every rank
+        result = MPIResult(n, run.returncode, _read(folder, n, "out"), _read(folder, n, "err"))
+    if run.timed_out:
         raise MPITimeout(
             f"the MPI program did not finish within {timeout:g} s on {n} processes and was stopped. "
             "A common cause is a deadlock: every rank waiting in a blocking call (recv, or a send "
-            "of a large message) for a partner that is also waiting. Output so far:\n" + _tail(str(result))
+            "of a large message) for a partner that is also waiting. Output so far:\n" + tail(str(result))
         )
     if check and result.returncode != 0:
         raise MPIError(
             f"the MPI program exited with status {result.returncode} on {n} processes:\n"
-            + _tail(result.stderr or launcher_output or str(result))
+            + tail(result.stderr or run.stdout or str(result))
         )
     return result
 
@@ -158,17 +149,6 @@ def program_folder(prefix: str = "scalelab-mpi-") -> Path:
     os.chdir(folder)
     print(f"MPI programs and their data are written to {folder}")
     return folder
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def _tail(text: str, lines: int = 30) -> str:
-    return "\n".join(text.splitlines()[-lines:])
 
 
 def mpirun_magic(line: str, cell: str) -> MPIResult:

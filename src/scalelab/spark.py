@@ -10,12 +10,14 @@ laptop, a standalone cluster or a Spark Connect server:
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from scalelab.processes import run_group, tail
 
 if TYPE_CHECKING:  # pyspark is imported only when a session is asked for
     from pyspark.sql import SparkSession
@@ -29,6 +31,14 @@ QUICK_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost")
 
 _session: SparkSession | None = None
+
+
+def pyspark_home() -> Path:
+    """The installed pyspark's folder (spark-submit, spark-class, its data), found without importing pyspark."""
+    spec = importlib.util.find_spec("pyspark")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("pyspark is not installed in this Python; run `make setup` (or pip install -e .)")
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def spark_master() -> str:
@@ -175,7 +185,6 @@ def spark_submit(
     the quiet log settings are the ones ``get_spark`` uses. On a standalone cluster the job needs free cores:
     stop the notebook's own session first. Raises ``SparkSubmitError`` on failure or timeout.
     """
-    from scalelab.datasets import pyspark_home
     from scalelab.java import ensure_java
 
     ensure_java()
@@ -188,22 +197,15 @@ def spark_submit(
     command += ["--conf", "spark.ui.enabled=false", str(script), *map(str, args)]
     # the same worker Python as get_spark's sessions; the job's driver runs this kernel's Python
     env = {**os.environ, "PYSPARK_PYTHON": conf["spark.pyspark.python"], "PYSPARK_DRIVER_PYTHON": sys.executable}
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                          start_new_session=True) as process:  # own group: a timeout ends the JVM and Python
-        try:
-            out, err = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            out, err = process.communicate()
-            raise SparkSubmitError(f"spark-submit {script} ran past {timeout:g} s:\n{_tails(out, err)}") from None
-    done = subprocess.CompletedProcess(command, process.returncode, out, err)
-    if done.returncode != 0:
-        raise SparkSubmitError(f"spark-submit {script} exited with status {done.returncode}:\n{_tails(out, err)}")
-    return done
+    run = run_group(command, timeout, env=env)  # its own group: a timeout ends the JVM and Python
+    if run.timed_out:
+        raise SparkSubmitError(f"spark-submit {script} ran past {timeout:g} s:\n{_tails(run.stdout, run.stderr)}")
+    if run.returncode != 0:
+        raise SparkSubmitError(f"spark-submit {script} exited with status {run.returncode}:\n"
+                               f"{_tails(run.stdout, run.stderr)}")
+    return subprocess.CompletedProcess(command, run.returncode, run.stdout, run.stderr)
 
 
 def _tails(out: str, err: str, lines: int = 20) -> str:
-    def tail(text: str) -> str:
-        return "\n".join(text.splitlines()[-lines:]) or "(nothing)"
-
-    return f"--- stderr ---\n{tail(err)}\n--- stdout (the script's output) ---\n{tail(out)}"
+    return (f"--- stderr ---\n{tail(err, lines) or '(nothing)'}\n"
+            f"--- stdout (the script's output) ---\n{tail(out, lines) or '(nothing)'}")

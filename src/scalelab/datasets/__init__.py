@@ -17,7 +17,6 @@ Importing this module is cheap: numpy is imported only by the generators.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import sys
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scalelab.datasets.corpus import Corpus, iter_corpus, make_corpus, vocabulary, write_corpus, zipf_probabilities
+from scalelab.spark import pyspark_home
 
 __all__ = ["Corpus", "DatasetError", "iter_corpus", "make_corpus", "path", "pyspark_data", "vocabulary",
            "write_corpus", "zipf_probabilities"]
@@ -163,14 +163,6 @@ def path(name: str) -> Path:
 
 
 # --- data shipped inside pyspark ------------------------------------------------------------------
-
-
-def pyspark_home() -> Path:
-    """The installed pyspark package's folder, found without importing pyspark (no JVM, no delay)."""
-    spec = importlib.util.find_spec("pyspark")
-    if spec is None or not spec.submodule_search_locations:
-        raise DatasetError("pyspark is not installed in this Python; run `make setup` (or pip install -e .)")
-    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def pyspark_data(relative: str) -> Path:

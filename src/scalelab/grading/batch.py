@@ -19,8 +19,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -31,6 +29,7 @@ from pathlib import Path
 
 from scalelab.grading import course
 from scalelab.grading.submissions import Rejected, Submission, collect, repair, unpack
+from scalelab.processes import run_group
 from scalelab.spark import QUICK_JVM_OPTIONS
 
 FIXED_COLUMNS = ["student", "assignment", "notebook", "status", "score", "max_score",
@@ -208,19 +207,15 @@ def _pack(root: Path) -> bytes:
 
 def _worker(args: list[str], timeout: int, env: dict | None = None) -> dict:
     command = [sys.executable, "-m", "scalelab.grading.worker", *args]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=course.tool_env(env), start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # the worker, its kernel and anything they started
-        proc.communicate()
+    run = run_group(command, timeout, env=course.tool_env(env))  # the worker, its kernel and all they start
+    if run.timed_out:
         return {"success": False, "timed_out": True, "error": f"stopped after {timeout} s", "log": ""}
+    stdout, stderr = run.stdout, run.stderr
     last = stdout.strip().splitlines()[-1] if stdout.strip() else ""
     try:
         return json.loads(last)
     except json.JSONDecodeError:
-        return {"success": False, "error": f"grader process failed (exit {proc.returncode})",
+        return {"success": False, "error": f"grader process failed (exit {run.returncode})",
                 "log": stdout[-2000:] + stderr[-4000:]}
 
 
