@@ -73,12 +73,12 @@ def test_tiled_matmul_matches_numpy_on_tile_multiples_and_not(solved):
         np.testing.assert_allclose(ns["matmul_naive"](queue, a, b), expected, rtol=1e-4, atol=1e-4)
 
 
-def test_the_seed_errors_are_not_taught():
+def test_no_cell_asks_for_a_device_interactively():
+    """`create_some_context()` prompts on stdin when several devices exist: a kernel under nbgrader would hang."""
     for stem in NOTEBOOKS:
         for cell in nbformat.read(FOLDER / f"{stem}.ipynb", 4).cells:
             if cell.cell_type == "code":
-                assert "float43" not in cell.source and "double *" not in cell.source, (stem, cell.id)
-                assert "create_some_context()" not in cell.source, "prompts: use scalelab.opencl.get_context()"
+                assert "create_some_context()" not in cell.source, "use scalelab.opencl.get_context()"
 
 
 def test_labs_ask_for_every_function():

@@ -80,9 +80,16 @@ def test_instructor_guides_are_not_released():
         assert not (REPO / "labs" / guide.parent.name / "README.md").exists()
 
 
-def test_ci_entry_runs_the_readme_test_command():
-    assert "make test" in (REPO / ".ci" / "run").read_text()
-    assert "make test" in (REPO / "README.md").read_text() and "make lab" in (REPO / "README.md").read_text()
+def test_ci_entry_runs_the_readme_test_command_and_fails_when_it_fails(tmp_path):
+    quick_start = (REPO / "README.md").read_text().split("## Quick start", 1)[1].split("```")[1]
+    assert "make test" in quick_start
+    fake = tmp_path / "make"  # records how .ci/run calls make, then fails as a failing suite would
+    fake.write_text(f'#!/bin/sh\necho "$@" > {tmp_path / "called"}\nexit 3\n')
+    fake.chmod(0o755)
+    run = subprocess.run(["bash", str(REPO / ".ci" / "run")], env={"PATH": f"{tmp_path}:/usr/bin:/bin"},
+                         capture_output=True, text=True)
+    assert (tmp_path / "called").read_text().split() == ["test"]
+    assert run.returncode != 0
 
 
 def test_git_tracks_no_notebook_outputs_or_runtime_folders():

@@ -92,18 +92,6 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def speedup_table(
-    baseline_seconds: float, timings: Mapping[str, float], baseline_name: str = "baseline"
-) -> str:
-    """Times and speed-ups (baseline time / time) as a markdown table, the baseline first at 1.00×."""
-    if baseline_seconds <= 0:
-        raise ValueError(f"the baseline time must be positive, got {baseline_seconds}")
-    rows = [[baseline_name, f"{baseline_seconds:.4g}", "1.00×"]]
-    for name, seconds in timings.items():
-        rows.append([name, f"{seconds:.4g}", f"{baseline_seconds / seconds:.2f}×"])
-    return markdown_table(["method", "time (s)", "speed-up"], rows)
-
-
 def _check_fraction(p: float) -> None:
     if not 0 <= p <= 1:
         raise ValueError(f"the parallel fraction p must be between 0 and 1, got {p}")
@@ -203,7 +191,7 @@ def record(
     """Write the section ``name`` of a markdown results file, replacing an earlier one of that name.
 
     ``rows`` is a list of dicts (one table row each, columns in the first row's order) or a ready
-    markdown table such as ``speedup_table(...)`` returns. Other sections stay as they are.
+    markdown table such as ``markdown_table(...)`` returns. Other sections stay as they are.
     """
     target = Path(results_path)
     text = target.read_text(encoding="utf-8") if target.exists() else RESULTS_TITLE

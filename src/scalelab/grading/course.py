@@ -45,7 +45,7 @@ def released_notebook(assignment: str, notebook: str) -> Path:
 class GradeCell:
     grade_id: str
     points: float
-    kind: str  # "tests" (autograded), "answer" (an autograded answer cell) or "manual"
+    kind: str  # "tests" (an autograded test cell) or "manual" (a written answer an instructor marks)
 
 
 def grade_cells(path: Path) -> list[GradeCell]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -30,7 +30,6 @@ class Submission:
     assignment: str
     notebook: str  # the course notebook's name, without .ipynb
     path: Path
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
