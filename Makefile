@@ -13,10 +13,11 @@ STAMP  := $(VENV)/.scalelab-installed
 SUBMISSIONS ?=
 SCHEDULER ?=
 PYTEST_ARGS ?=
-# two pytest workers: on 2 cores they overlap one notebook's waits (kernel, JVM start) with another's work;
-# loadfile keeps each file on one worker: a notebook's cells in one kernel, a module's fixtures made once
-PYTEST_WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+# three pytest workers: with two, the 2 cores were idle a third of the time (kernels, JVMs and streams
+# waiting); loadscope keeps each notebook (its cells share a kernel) and each test module or class on
+# one worker, so fixtures are made once, while the class batch's assignments spread over the workers
+PYTEST_WORKERS ?= 3
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope
 # Jupyter refuses to start as root (containers, CI) unless told to
 JUPYTER_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 export PATH := $(abspath $(BIN)):$(PATH)

@@ -3,8 +3,9 @@
 Copies of one lab's solution stand for a class (every copy answers right, so every copy must get
 full marks both ways). Plain nbgrader grades them one after another in one course, with the course's
 configuration (its preprocessors: without them nbgrader would zero Spark's test cells for their
-log lines, and the grades would differ). `make grade` grades the same files with its default
-workers, each submission in its own process and course root.
+log lines, and the grades would differ; demonstrations are skipped both ways) and Spark's JVM as it
+comes. `make grade` grades the same files with its default workers, each submission in its own
+process and course root, its JVMs started for short jobs (QUICK_JVM_OPTIONS in scalelab.spark).
 
     python -m bench bench_grading                       # 30 copies of each lab (the class)
     SCALELAB_BENCH_COPIES=4 python -m bench bench_grading
@@ -44,6 +45,7 @@ def plain_nbgrader(assignment: str, notebook: str, students: list[str], root: Pa
     config = course.config_file()  # read from its folder, as `nbgrader` run from autograder/ does
     (root / "course").mkdir(parents=True)
     env = course.tool_env({"CI": "1"})
+    env.pop("SCALELAB_SPARK_JAVA_OPTIONS", None)  # plain nbgrader starts Spark's JVM with its defaults
     base = [sys.executable, "-m", "nbgrader"]
     options = [f"--CourseDirectory.root={root / 'course'}", f"--CourseDirectory.release_directory={root / 'release'}"]
     subprocess.run([*base, "generate_assignment", assignment, "--force", *options], cwd=config.parent,

@@ -1,8 +1,9 @@
 """nbgrader itself, through the course's grading chain, gives every solution full marks and every blank lab zero.
 
-One batch grades the whole course (alice hands in every solution, bob every untouched lab). It is the
-longest single piece of `make test`, so it has a file of its own: `make test`'s workers share the
-suite by file (`--dist loadfile`), and this file runs on one while the other does the rest.
+For each assignment, one batch grades alice's submission (every solution) and bob's (every untouched
+lab), as `make grade` would, on local engines. It is the longest part of `make test`, so each
+assignment is a class of its own: `make test` runs with `--dist loadscope`, which hands each class
+to whichever worker is free, so the assignments are graded side by side with the rest of the suite.
 """
 
 from pathlib import Path
@@ -15,33 +16,46 @@ from scalelab.grading.batch import grade_batch
 
 SOURCES = [nb for a in course.assignments() for nb in course.source_notebooks(a)]
 GRADED = [nb for nb in SOURCES if any(c.kind == "tests" for c in course.grade_cells(nb))]
-pytestmark = pytest.mark.timeout(3600)  # the fixture grades the course: far longer than one test
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # a class grades a whole assignment
 
 
-def _id(path: Path) -> str:
-    return path.stem
+class _GradedAssignment:
+    assignment = ""
+
+    @pytest.fixture(scope="class")
+    def graded(self, tmp_path_factory):
+        """alice hands in every solution of the assignment, bob every untouched lab."""
+        folder = tmp_path_factory.mktemp(self.assignment) / "submissions"
+        folder.mkdir()
+        for notebook in self.notebooks():
+            nbformat.write(nbformat.read(notebook, 4), folder / f"alice_{notebook.stem}.ipynb")
+            lab = course.released_notebook(self.assignment, notebook.stem)
+            if lab.exists():  # a missing lab fails the test below, not the whole class
+                nbformat.write(nbformat.read(lab, 4), folder / f"bob_{notebook.stem}.ipynb")
+        # one grading process: the other test workers keep the cores busy; generous limits, as this
+        # checks the grades, not the speed, on a machine busy with the rest of the suite
+        rows = grade_batch(folder, folder.parent / "reports", workers=1, cell_timeout=300, notebook_timeout=1500)
+        return {(r.student, r.notebook): r for r in rows}
+
+    @classmethod
+    def notebooks(cls) -> list[Path]:
+        return [nb for nb in GRADED if nb.parent.name == cls.assignment]
+
+    def test_nbgrader_gives_the_solutions_full_marks_and_the_blank_labs_zero(self, graded):
+        problems = []
+        for notebook in self.notebooks():
+            full = {c.grade_id: c.points for c in course.grade_cells(notebook) if c.kind == "tests"}
+            solution, blank = graded[("alice", notebook.stem)], graded.get(("bob", notebook.stem))
+            if solution.status != "graded" or {g: solution.points[g] for g in full} != full:
+                problems.append(f"{notebook.stem}: the solution got {solution.points} ({solution.message})")
+            if blank is None:
+                problems.append(f"{notebook.stem}: no released lab; run `make release`")
+            elif blank.status != "graded" or {g: blank.points[g] for g in full} != dict.fromkeys(full, 0.0):
+                problems.append(f"{notebook.stem}: the blank lab got {blank.points} ({blank.message})")
+        assert problems == []
 
 
-@pytest.fixture(scope="module")
-def graded_course(tmp_path_factory):
-    """alice hands in every solution, bob every untouched lab; graded as `make grade` would."""
-    folder = tmp_path_factory.mktemp("course") / "submissions"
-    folder.mkdir()
-    for notebook in GRADED:
-        nbformat.write(nbformat.read(notebook, 4), folder / f"alice_{notebook.stem}.ipynb")
-        lab = course.released_notebook(notebook.parent.name, notebook.stem)
-        if lab.exists():  # a missing lab fails its own test below, not the whole class
-            nbformat.write(nbformat.read(lab, 4), folder / f"bob_{notebook.stem}.ipynb")
-    # generous limits: this checks the grades, not the speed, on a machine busy with the other tests
-    rows = grade_batch(folder, folder.parent / "reports", workers=2, cell_timeout=300, notebook_timeout=1500)
-    return {(r.student, r.notebook): r for r in rows}
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("notebook", GRADED, ids=_id)
-def test_nbgrader_gives_the_solution_full_marks_and_the_blank_lab_zero(graded_course, notebook):
-    full = {c.grade_id: c.points for c in course.grade_cells(notebook) if c.kind == "tests"}
-    assert ("bob", notebook.stem) in graded_course, f"no released lab for {notebook.stem}: run `make release`"
-    solution, blank = graded_course[("alice", notebook.stem)], graded_course[("bob", notebook.stem)]
-    assert solution.status == "graded" and {g: solution.points[g] for g in full} == full, solution.message
-    assert blank.status == "graded" and {g: blank.points[g] for g in full} == dict.fromkeys(full, 0.0)
+# one class per assignment (pytest collects the names that start with "Test")
+for _assignment in sorted({nb.parent.name for nb in GRADED}):
+    _name = "Test" + _assignment.replace("-", "_")
+    globals()[_name] = type(_name, (_GradedAssignment,), {"assignment": _assignment})
