@@ -24,7 +24,8 @@ if TYPE_CHECKING:  # pyspark is imported only when a session is asked for
 
 LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
 # For many short jobs on small data (the test suite, grading a class), a JVM that compiles with C1 only and
-# collects with the serial collector starts and answers faster on 2 cores (bench/bench_spark_jvm.py: 23.5 -> 16.9 s a session, quiet).
+# collects with the serial collector starts and answers faster on 2 cores (bench/bench_spark_jvm.py:
+# 23.5 -> 16.9 s for a session and eight small queries on a quiet machine).
 # `make test` and `make grade` set SCALELAB_SPARK_JAVA_OPTIONS to it; students keep the JVM's defaults,
 # which win on the larger jobs of the "Scale it up" sections.
 QUICK_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
