@@ -29,6 +29,17 @@ def test_run_mpi_stops_a_deadlock_with_a_clear_error():
     assert time.monotonic() - start < 30
 
 
+def test_one_rank_raising_ends_the_job_with_its_traceback_instead_of_a_timeout():
+    program = (
+        "from mpi4py import MPI\nc = MPI.COMM_WORLD\n"
+        "if c.rank == 1:\n    raise ValueError('rank 1 gave up')\n"
+        "c.bcast(None, root=1)\n"  # rank 0 waits for rank 1 in a collective
+    )
+    with pytest.raises(mpi.MPIError, match="(?s)rank 1.*ValueError: rank 1 gave up") as raised:
+        mpi.run_mpi(program, n=2, timeout=60)
+    assert not isinstance(raised.value, mpi.MPITimeout)
+
+
 def test_run_mpi_reports_a_failing_program():
     with pytest.raises(mpi.MPIError, match="ZeroDivisionError"):
         mpi.run_mpi("1 / 0\n", n=2)

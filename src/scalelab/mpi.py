@@ -55,7 +55,20 @@ for fd, kind in ((1, "out"), (2, "err")):
     os.dup2(target, fd)
 sys.argv = sys.argv[2:]
 sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
-runpy.run_path(script, run_name="__main__")
+try:
+    runpy.run_path(script, run_name="__main__")
+except SystemExit as stop:
+    if stop.code not in (None, 0):
+        raise
+except BaseException:
+    # as `python -m mpi4py` does: one rank's exception ends the whole job at once, instead of leaving
+    # the other ranks waiting for it in a receive or a collective until the time limit
+    import traceback
+    traceback.print_exc()
+    sys.stderr.flush()
+    if "mpi4py.MPI" in sys.modules:
+        sys.modules["mpi4py.MPI"].COMM_WORLD.Abort(1)
+    raise
 """
 
 
@@ -109,6 +122,7 @@ def run_mpi(
             f"the MPI program did not finish within {timeout:g} s on {n} processes and was stopped. "
             "A common cause is a deadlock: every rank waiting in a blocking call (recv, or a send "
             "of a large message) for a partner that is also waiting. Output so far:\n" + tail(str(result))
+            + (f"\nand on stderr:\n{tail(result.stderr)}" if result.stderr else "")
         )
     if check and result.returncode != 0:
         raise MPIError(
