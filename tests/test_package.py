@@ -36,6 +36,26 @@ def test_check_equal_on_mappings_names_the_keys(capsys):
     assert "✓ same counts" in capsys.readouterr().out
 
 
+def test_a_hint_can_follow_from_the_wrong_value():
+    def hint(got):
+        return "lowercase the words" if any(w != w.lower() for w in got) else "add the counts"
+
+    with pytest.raises(checks.CheckFailed, match="Hint: lowercase the words"):
+        checks.check_equal({"The": 1}, {"the": 1}, "counts", hint=hint)
+    with pytest.raises(checks.CheckFailed, match="Hint: add the counts"):
+        checks.check_equal({"the": 1}, {"the": 2}, "counts", hint=hint)
+
+
+def test_check_count_hints_by_direction(capsys):
+    hints = {"too_many": "malformed lines kept?", "too_few": "a good line dropped?"}
+    with pytest.raises(checks.CheckFailed, match=r"(?s)expected 10, got 12 \(more.*malformed lines kept"):
+        checks.check_count(12, 10, "rows", **hints)
+    with pytest.raises(checks.CheckFailed, match=r"(?s)expected 10, got 9 \(fewer.*a good line dropped"):
+        checks.check_count(9, 10, "rows", **hints)
+    checks.check_count(10, 10, "rows", **hints)
+    assert "✓ rows" in capsys.readouterr().out
+
+
 def test_check_type_and_close():
     with pytest.raises(checks.CheckFailed, match="expected a float, got a str"):
         checks.check_type("1.0", float, "mean")

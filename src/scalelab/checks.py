@@ -48,11 +48,20 @@ def check_type(value: Any, expected: type | tuple[type, ...], what: str, hint: s
     passed(what)
 
 
-def check_equal(actual: Any, expected: Any, what: str, hint: str | None = None) -> None:
-    """`actual == expected`; for mappings the message names the keys that differ."""
+Hint = str | Callable[[Any], "str | None"] | None
+
+
+def check_equal(actual: Any, expected: Any, what: str, hint: Hint = None) -> None:
+    """`actual == expected`; for mappings the message names the keys that differ.
+
+    `hint` may be a function of the wrong value, so that the hint follows from what came back (capitals
+    left in the words, counts too low...) rather than from the one mistake its author expected.
+    """
     if actual == expected:
         passed(what)
         return
+    if callable(hint):
+        hint = hint(actual)
     if isinstance(actual, Mapping) and isinstance(expected, Mapping):
         _fail(what, _mapping_difference(actual, expected), hint)
     if type(actual) is not type(expected) and not _both_numbers(actual, expected):
@@ -82,6 +91,17 @@ def _mapping_difference(actual: Mapping, expected: Mapping) -> str:
         examples = ", ".join(f"{k!r}: expected {_show(expected[k])}, got {_show(actual[k])}" for k in wrong[:5])
         parts.append(f"{len(wrong)} wrong values ({examples})")
     return "; ".join(parts)
+
+
+def check_count(actual: int, expected: int, what: str, too_many: str | None = None,
+                too_few: str | None = None) -> None:
+    """A count (rows, lines, items) equal to `expected`, with a hint for each direction it can be off."""
+    if actual == expected:
+        passed(what)
+        return
+    direction = "more" if actual > expected else "fewer"
+    _fail(what, f"expected {expected}, got {actual} ({direction} than expected)",
+          too_many if actual > expected else too_few)
 
 
 def check_close(
