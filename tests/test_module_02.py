@@ -95,7 +95,9 @@ def test_labelled_points_follow_their_weights():
 def test_spark_submit_runs_a_job_and_reports_failures(tmp_path, monkeypatch):
     from scalelab.spark import SparkSubmitError, spark_submit
 
-    monkeypatch.setenv("SPARK_REMOTE", "sc://127.0.0.1:1")  # a notebook on Spark Connect submits jobs too
+    # a notebook on Spark Connect submits jobs too: its session leaves these in the environment
+    monkeypatch.setenv("SPARK_REMOTE", "sc://127.0.0.1:1")
+    monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")
 
     job = tmp_path / "job.py"
     job.write_text(textwrap.dedent("""

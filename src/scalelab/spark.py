@@ -200,7 +200,9 @@ def spark_submit(
     command += ["--conf", "spark.ui.enabled=false", str(script), *map(str, args)]
     # the same worker Python as get_spark's sessions; the job's driver runs this kernel's Python
     env = {**os.environ, "PYSPARK_PYTHON": conf["spark.pyspark.python"], "PYSPARK_DRIVER_PYTHON": sys.executable}
-    env.pop("SPARK_REMOTE", None)  # a notebook on Spark Connect still submits a classic job to `master`
+    # a notebook on Spark Connect still submits a classic job to `master`: drop what its session set
+    for connect_variable in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED", "SPARK_LOCAL_REMOTE"):
+        env.pop(connect_variable, None)
     run = run_group(command, timeout, env=env)  # its own group: a timeout ends the JVM and Python
     if run.timed_out:
         raise SparkSubmitError(f"spark-submit {script} ran past {timeout:g} s:\n{_tails(run.stdout, run.stderr)}")
