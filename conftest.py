@@ -22,11 +22,10 @@ import os
 from collections import defaultdict
 from pathlib import Path
 
-import nbformat
 import pytest
 from nbval.plugin import IPyNbCell, IPyNbFile
 
-from scalelab import clusters
+from scalelab import clusters, engines
 from scalelab.grading import cases
 from scalelab.grading.cells import is_test
 from scalelab.spark import QUICK_JVM_OPTIONS
@@ -85,41 +84,18 @@ def dask_scheduler() -> str:
     return ENGINES.address("dask_scheduler")
 
 
-# Which cluster a notebook runs on: Spark labs without RDDs on the Spark Connect server (a session
-# costs about a second there, against ten for a new application) unless the notebook's metadata says
-# {"scalelab": {"spark_connect": false}}; RDD labs on the standalone master; Dask labs on the
-# scheduler. nbgrader's class batch (tests/test_grading_course.py) runs them on local engines.
-SPARK_STANDALONE = ("spark_master", "SCALELAB_SPARK_MASTER", "master {}")
-SPARK_CONNECT = ("spark_remote", "SPARK_REMOTE", "Spark Connect at {}")
-DASK = ("dask_scheduler", "SCALELAB_DASK_SCHEDULER", "scheduler {}")
-ENGINE_VARIABLES = ("SCALELAB_SPARK_MASTER", "SPARK_REMOTE", "SCALELAB_DASK_SCHEDULER")
-RDD_API = ("sparkContext", ".rdd")
-
-
-def engines_of(notebook: nbformat.NotebookNode) -> list[tuple[str, str, str]]:
-    """(engine, variable, what the notebook prints once connected) for each engine it starts."""
-    code = "".join(c.source for c in notebook.cells if c.cell_type == "code")
-    engines = []
-    if "get_spark(" in code:
-        connect = notebook.metadata.get("scalelab", {}).get("spark_connect", True)
-        engines.append(SPARK_CONNECT if connect and not any(api in code for api in RDD_API) else SPARK_STANDALONE)
-    if "get_client(" in code:
-        engines.append(DASK)
-    return engines
-
-
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_setup(item):
-    """nbval starts a notebook's kernel while setting up its first cell: give it the cluster's address."""
+    """nbval starts a notebook's kernel while setting up its first cell: give it the clusters' addresses
+    (scalelab/engines.py: Spark labs without RDDs on Spark Connect, RDD labs on the standalone master,
+    Dask labs on the scheduler). nbgrader's class batch (tests/test_grading_course.py) shares only the
+    Connect server."""
     notebook = item.parent
     if not isinstance(notebook, IPyNbFile) or notebook.kernel is not None:
         yield
         return
-    with pytest.MonkeyPatch.context() as env:  # the kernel inherits it; this process gets its own back
-        for variable in ENGINE_VARIABLES:
-            env.delenv(variable, raising=False)
-        for engine, variable, _ in engines_of(notebook.nb):
-            env.setenv(variable, ENGINES.address(engine))
+    addresses = {engine.name: ENGINES.address(engine.name) for engine in engines.engines_of(notebook.nb)}
+    with engines.pointed_at(notebook.nb, addresses):  # the kernel inherits it; this process gets its own back
         yield
 
 
@@ -150,7 +126,7 @@ class GradingCases(pytest.Item):
         failures = [r.describe() for r in results if not r.ok]
         if failures:
             raise AssertionError("\n".join(failures))
-        connected = [banner.format(ENGINES.address(engine)) for engine, _, banner in engines_of(notebook.nb)]
+        connected = [e.banner.format(ENGINES.address(e.name)) for e in engines.engines_of(notebook.nb)]
         missing = [c for c in connected if c not in live.printed()]
         if missing:
             raise AssertionError(f"the notebook never printed {missing}: it did not run on its cluster")

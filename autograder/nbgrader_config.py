@@ -14,7 +14,6 @@ from nbgrader.preprocessors import (
     ClearHiddenTests,
     ClearOutput,
     DeduplicateIds,
-    Execute,
     GetGrades,
     LimitOutput,
     OverwriteCells,
@@ -25,6 +24,7 @@ from nbgrader.preprocessors import (
 from scalelab.grading.preprocessors import (
     AppendSentinel,
     DemoteStderr,
+    ExecuteOnSharedEngines,
     RequireSentinel,
     ScrubTracebacks,
     SkipDemonstrations,
@@ -55,7 +55,7 @@ c.Autograde.sanitize_preprocessors = [
     SkipDemonstrations,
 ]
 c.Autograde.autograde_preprocessors = [
-    Execute,
+    ExecuteOnSharedEngines,  # nbgrader's Execute; Spark labs may share a warm server
     RequireSentinel,
     DemoteStderr,
     ClearMetadataPreprocessor,

@@ -5,7 +5,8 @@ full marks both ways). Plain nbgrader grades them one after another in one cours
 configuration (its preprocessors: without them nbgrader would zero Spark's test cells for their
 log lines, and the grades would differ; demonstrations are skipped both ways) and Spark's JVM as it
 comes. `make grade` grades the same files with its default workers, each submission in its own
-process and course root, its JVMs started for short jobs (QUICK_JVM_OPTIONS in scalelab.spark).
+process and course root, its JVMs started for short jobs (QUICK_JVM_OPTIONS and the class archive in
+scalelab.spark), the Spark SQL lab on warm Spark Connect servers (one per worker, grading/connect_lanes.py).
 
     python -m bench bench_grading                       # 30 copies of each lab (the class)
     SCALELAB_BENCH_COPIES=4 python -m bench bench_grading
@@ -45,7 +46,9 @@ def plain_nbgrader(assignment: str, notebook: str, students: list[str], root: Pa
     config = course.config_file()  # read from its folder, as `nbgrader` run from autograder/ does
     (root / "course").mkdir(parents=True)
     env = course.tool_env({"CI": "1"})
-    env.pop("SCALELAB_SPARK_JAVA_OPTIONS", None)  # plain nbgrader starts Spark's JVM with its defaults
+    env.pop("SCALELAB_SPARK_JAVA_OPTIONS", None)  # plain nbgrader starts Spark's JVM with its defaults,
+    env["SCALELAB_SPARK_CDS"] = "0"  # without the class archive
+
     base = [sys.executable, "-m", "nbgrader"]
     options = [f"--CourseDirectory.root={root / 'course'}", f"--CourseDirectory.release_directory={root / 'release'}"]
     subprocess.run([*base, "generate_assignment", assignment, "--force", *options], cwd=config.parent,

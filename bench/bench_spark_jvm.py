@@ -1,8 +1,9 @@
-"""Spark's JVM options for many short jobs: the JVM's defaults against QUICK_JVM_OPTIONS.
+"""Spark's JVM options for many short jobs: the JVM's defaults, QUICK_JVM_OPTIONS, and the class archive.
 
 The test suite and `make grade` start hundreds of Spark sessions that each run a few small jobs. This
 measures one such session as a fresh process (start, eight small aggregate-and-join queries, stop),
-alternating the two settings so that both see the same machine load.
+alternating the settings so that all see the same machine load. The class-data archive is the one
+`make setup` wrote (`python -m scalelab.spark archive`); without it those rows are skipped.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import sys
 from pathlib import Path
 
 from scalelab.bench import load_average, record
-from scalelab.spark import QUICK_JVM_OPTIONS
+from scalelab.spark import QUICK_JVM_OPTIONS, class_archive_path
 
 REPEAT = 3
 RESULTS = Path(__file__).resolve().with_name("RESULTS.md")
 COMMAND = "python -m bench bench_spark_jvm"
-SECTION = "Spark JVM options: defaults vs C1-only JIT and serial GC, for short jobs"
+SECTION = "Spark JVM options: defaults vs C1-only JIT and serial GC vs the class archive, for short jobs"
 
 SESSION = """
 import time
@@ -40,28 +41,32 @@ print(started - start, done - started)
 """
 
 
-def one_session(java_options: str) -> tuple[float, float]:
+def one_session(java_options: str, archive: bool) -> tuple[float, float]:
     """(session start, queries) in seconds, in a fresh Python process as a kernel would be."""
-    env = {**os.environ, "CI": "1", "SCALELAB_SPARK_JAVA_OPTIONS": java_options}
+    env = {**os.environ, "CI": "1", "SCALELAB_SPARK_JAVA_OPTIONS": java_options,
+           "SCALELAB_SPARK_CDS": "1" if archive else "0"}
     run = subprocess.run([sys.executable, "-c", SESSION], env=env, capture_output=True, text=True, check=True)
     start, queries = map(float, run.stdout.split()[-2:])
     return start, queries
 
 
 def main() -> None:
-    settings = {"JVM defaults": "", "QUICK_JVM_OPTIONS": QUICK_JVM_OPTIONS}
+    settings = {"JVM defaults": ("", False), "QUICK_JVM_OPTIONS": (QUICK_JVM_OPTIONS, False)}
+    if class_archive_path().exists():
+        settings |= {"defaults + class archive": ("", True),
+                     "QUICK_JVM_OPTIONS + class archive": (QUICK_JVM_OPTIONS, True)}
     before = load_average()
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in settings}
     for _ in range(REPEAT):
-        for name, options in settings.items():
-            runs[name].append(one_session(options))
+        for name, (options, archive) in settings.items():
+            runs[name].append(one_session(options, archive))
             print(f"{name}: start {runs[name][-1][0]:.1f} s, queries {runs[name][-1][1]:.1f} s", flush=True)
     table = []
-    for name, options in settings.items():
+    for name, (options, archive) in settings.items():
         starts, queries = zip(*runs[name], strict=True)
         totals = [s + q for s, q in runs[name]]
         table.append({
-            "JVM": f"{name} ({options or 'none'})",
+            "JVM": f"{name} ({options or 'no options'}{', archive' if archive else ''})",
             "session start, median (s)": f"{statistics.median(starts):.1f}",
             "8 queries, median (s)": f"{statistics.median(queries):.1f}",
             "total, median (s)": f"{statistics.median(totals):.1f}",

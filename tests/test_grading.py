@@ -340,3 +340,37 @@ def test_a_case_reruns_the_tests_that_can_see_its_answer_and_no_others():
     assert cases.tests_to_rerun(toy, {2: "def quadruple(x):\n    return 4 * x"}) == [3]
     toy.cells[8].source = "%%time\nhelper = negate"  # a magic hides its names: every later test re-runs
     assert cases.tests_to_rerun(toy, {2: "def quadruple(x):\n    return 4 * x"}) == [3, 5, 7, 9]
+
+
+@pytest.mark.slow
+def test_a_shared_connect_server_keeps_submissions_apart(spark_remote, monkeypatch):
+    """What one submission leaves on a shared Spark Connect server, the next one cannot see."""
+    from pyspark.sql import SparkSession
+
+    from scalelab.engines import CONNECT_MODE_VARIABLES
+
+    for variable in CONNECT_MODE_VARIABLES:  # the sessions below set them; later tests get them unset
+        monkeypatch.delenv(variable, raising=False)
+
+    from scalelab.grading.connect_lanes import ConnectLanes
+
+    def session():
+        return SparkSession.builder.remote(spark_remote).create()
+
+    with ConnectLanes(addresses=[spark_remote]) as lanes:
+        with lanes.lane() as lane:
+            first, other = session(), session()
+            first.range(3).createOrReplaceTempView("mine")
+            first.range(3).createOrReplaceGlobalTempView("left_global")
+            first.sql("CREATE DATABASE IF NOT EXISTS scratch")
+            first.range(3).write.saveAsTable("scratch.left_table")
+            first.range(3).write.mode("overwrite").saveAsTable("default.left_default")
+            assert [t.name for t in other.catalog.listTables() if t.name == "mine"] == []  # private meanwhile
+            first.stop(), other.stop()
+        assert lane.address == spark_remote
+        with lanes.lane() as lane:
+            nxt = session()
+            assert nxt.catalog.listTables("global_temp") == []
+            assert [d.name for d in nxt.catalog.listDatabases()] == ["default"]
+            assert nxt.catalog.listTables("default") == []
+            nxt.stop()

@@ -11,6 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from scalelab import engines
 from scalelab.grading import course
 from scalelab.grading.batch import grade_batch
 
@@ -23,18 +24,23 @@ class _GradedAssignment:
     assignment = ""
 
     @pytest.fixture(scope="class")
-    def graded(self, tmp_path_factory):
-        """alice hands in every solution of the assignment, bob every untouched lab."""
-        folder = tmp_path_factory.mktemp(self.assignment) / "submissions"
+    @classmethod
+    def graded(cls, tmp_path_factory, request):
+        """alice hands in every solution of the assignment, bob every untouched lab; the Spark labs
+        without RDDs on this test process's Spark Connect server, as `make grade` runs them on its own."""
+        folder = tmp_path_factory.mktemp(cls.assignment) / "submissions"
         folder.mkdir()
-        for notebook in self.notebooks():
+        for notebook in cls.notebooks():
             nbformat.write(nbformat.read(notebook, 4), folder / f"alice_{notebook.stem}.ipynb")
-            lab = course.released_notebook(self.assignment, notebook.stem)
+            lab = course.released_notebook(cls.assignment, notebook.stem)
             if lab.exists():  # a missing lab fails the test below, not the whole class
                 nbformat.write(nbformat.read(lab, 4), folder / f"bob_{notebook.stem}.ipynb")
         # one grading process: the other test workers keep the cores busy; generous limits, as this
         # checks the grades, not the speed, on a machine busy with the rest of the suite
-        rows = grade_batch(folder, folder.parent / "reports", workers=1, cell_timeout=300, notebook_timeout=1500)
+        connect = any(engines.SPARK_CONNECT in engines.engines_of(nbformat.read(nb, 4)) for nb in cls.notebooks())
+        servers = [request.getfixturevalue("spark_remote")] if connect else []
+        rows = grade_batch(folder, folder.parent / "reports", workers=1, cell_timeout=300, notebook_timeout=1500,
+                           connect_servers=servers)
         return {(r.student, r.notebook): r for r in rows}
 
     @classmethod

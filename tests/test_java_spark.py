@@ -26,12 +26,26 @@ def test_classic_conf_keeps_loopback_traffic_local_and_quiet():
     assert "spark.driver.host" not in spark.classic_conf("t", "spark://cluster.example.org:7077")
 
 
-def test_extra_java_options_come_after_the_quiet_logs(monkeypatch):
+def test_extra_java_options_come_after_the_quiet_logs(monkeypatch, tmp_path):
+    monkeypatch.setattr(spark, "class_archive_path", lambda: tmp_path / "none.jsa")
     monkeypatch.setenv("SCALELAB_SPARK_JAVA_OPTIONS", "-Xss4m")
     assert spark.java_options().endswith(" -Xss4m") and "log4j2" in spark.java_options()
     assert spark.classic_conf("t", "local[2]")["spark.executor.extraJavaOptions"] == spark.java_options()
     monkeypatch.delenv("SCALELAB_SPARK_JAVA_OPTIONS")
     assert spark.java_options() == f"-Dlog4j2.configurationFile={spark.LOG4J_CONFIG.as_uri()}"
+
+
+def test_drivers_start_from_the_class_archive_when_there_is_one(monkeypatch, tmp_path):
+    archive = tmp_path / "spark-classes.jsa"
+    monkeypatch.setattr(spark, "class_archive_path", lambda: archive)
+    monkeypatch.delenv("SCALELAB_SPARK_CDS", raising=False)
+    assert "SharedArchiveFile" not in spark.classic_conf("t", "local[2]")["spark.driver.extraJavaOptions"]
+    archive.write_bytes(b"")
+    driver = spark.classic_conf("t", "local[2]")["spark.driver.extraJavaOptions"]
+    assert f"-XX:SharedArchiveFile={archive}" in driver and "-Xlog:cds=off" in driver  # silent if unusable
+    assert "SharedArchiveFile" not in spark.java_options()  # daemons and the Connect server: other class paths
+    monkeypatch.setenv("SCALELAB_SPARK_CDS", "0")
+    assert "SharedArchiveFile" not in spark.classic_conf("t", "local[2]")["spark.driver.extraJavaOptions"]
 
 
 def _path_without_java(tmp: Path) -> str:

@@ -134,6 +134,7 @@ def spark_connect_server(timeout: float = 120) -> Iterator[str]:
             "--conf", f"spark.driver.host={HOST}",
             "--conf", f"spark.driver.bindAddress={HOST}",
             "--conf", "spark.sql.shuffle.partitions=4",
+            "--conf", f"spark.sql.warehouse.dir={workdir / 'warehouse'}",  # tables vanish with it
             "--conf", f"spark.driver.extraJavaOptions={java_options()}",
             "spark-internal",
         ]

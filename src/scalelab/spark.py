@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from scalelab.engines import CONNECT_MODE_VARIABLES
 from scalelab.processes import run_group, tail
 
 if TYPE_CHECKING:  # pyspark is imported only when a session is asked for
@@ -29,6 +30,11 @@ LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
 # `make test` and `make grade` set SCALELAB_SPARK_JAVA_OPTIONS to it; students keep the JVM's defaults,
 # which win on the larger jobs of the "Scale it up" sections.
 QUICK_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+# A class-data archive of the classes a Spark driver loads (JDK class-data sharing, made once by
+# `make setup`: `python -m scalelab.spark archive`) lets a new driver map them instead of loading and
+# verifying thousands of classes: bench/bench_spark_jvm.py. A JVM that cannot use it (another Java,
+# another Spark) starts without it, silently; SCALELAB_SPARK_CDS=0 turns it off.
+CDS_QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost")
 
 _session: SparkSession | None = None
@@ -64,10 +70,21 @@ def _ui_enabled() -> bool:
     return not os.environ.get("CI")  # no one looks at the UI in CI or grading
 
 
-def java_options() -> str:
-    """Options for every Spark JVM the course starts: quiet logs, then ``SCALELAB_SPARK_JAVA_OPTIONS``."""
+def java_options(class_archive: bool = False) -> str:
+    """Options for every Spark JVM the course starts: quiet logs, then ``SCALELAB_SPARK_JAVA_OPTIONS``.
+
+    With `class_archive`, for the JVMs that run on PySpark's own class path (drivers and executors),
+    the class-data archive when there is one.
+    """
     extra = os.environ.get("SCALELAB_SPARK_JAVA_OPTIONS", "")
+    if class_archive and os.environ.get("SCALELAB_SPARK_CDS", "1") != "0" and class_archive_path().exists():
+        extra = f"-XX:SharedArchiveFile={class_archive_path()} {CDS_QUIET} {extra}"
     return f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()} {extra}".strip()
+
+
+def class_archive_path() -> Path:
+    """Where `python -m scalelab.spark archive` keeps the class-data archive: in the environment."""
+    return Path(sys.prefix) / "share" / "scalelab" / "spark-classes.jsa"
 
 
 def classic_conf(app_name: str, master: str) -> dict[str, str]:
@@ -83,8 +100,8 @@ def classic_conf(app_name: str, master: str) -> dict[str, str]:
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         # the progress bar and log4j warnings go to stderr, which nbgrader counts as a failure
         "spark.ui.showConsoleProgress": "false",
-        "spark.driver.extraJavaOptions": java_options(),
-        "spark.executor.extraJavaOptions": java_options(),
+        "spark.driver.extraJavaOptions": java_options(class_archive=True),
+        "spark.executor.extraJavaOptions": java_options(class_archive=True),
         "spark.driver.memory": os.environ.get("SCALELAB_SPARK_DRIVER_MEMORY", "2g"),
         "spark.pyspark.python": python,
         "spark.pyspark.driver.python": sys.executable,
@@ -201,7 +218,7 @@ def spark_submit(
     # the same worker Python as get_spark's sessions; the job's driver runs this kernel's Python
     env = {**os.environ, "PYSPARK_PYTHON": conf["spark.pyspark.python"], "PYSPARK_DRIVER_PYTHON": sys.executable}
     # a notebook on Spark Connect still submits a classic job to `master`: drop what its session set
-    for connect_variable in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED", "SPARK_LOCAL_REMOTE"):
+    for connect_variable in ("SPARK_REMOTE", *CONNECT_MODE_VARIABLES):
         env.pop(connect_variable, None)
     run = run_group(command, timeout, env=env)  # its own group: a timeout ends the JVM and Python
     if run.timed_out:
@@ -215,3 +232,48 @@ def spark_submit(
 def _tails(out: str, err: str, lines: int = 20) -> str:
     return (f"--- stderr ---\n{tail(err, lines) or '(nothing)'}\n"
             f"--- stdout (the script's output) ---\n{tail(out, lines) or '(nothing)'}")
+
+
+# What the archive's training run does: the kinds of work the labs do, so that their classes are in it.
+_TRAINING_RUN = """
+from pyspark.sql import Window, functions as F
+from scalelab.spark import get_spark, stop_spark
+spark = get_spark("scalelab-class-archive")
+df = spark.range(50_000).withColumn("k", F.col("id") % 13).withColumn("v", F.rand(1))
+df.groupBy("k").agg(F.sum("v"), F.avg("v"), F.count("*")).join(df.limit(100), "k").orderBy("k").collect()
+df.withColumn("r", F.row_number().over(Window.partitionBy("k").orderBy("v"))).where("r < 3").toPandas()
+spark.sparkContext.parallelize(range(1000), 4).map(lambda x: (x % 7, x)).reduceByKey(lambda a, b: a + b).collect()
+spark.createDataFrame([(1, "a b"), (2, "c")], "id int, text string").select(F.explode(F.split("text", " "))).count()
+stop_spark()
+"""
+
+
+def make_class_archive(timeout: float = 300) -> str:
+    """Write the class-data archive with a short training run of Spark; returns what happened, in a line."""
+    from scalelab.java import JavaNotFound, ensure_java
+
+    try:
+        ensure_java()
+    except JavaNotFound as missing:
+        return f"no Spark class archive: {missing}"
+    target = class_archive_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    partial.unlink(missing_ok=True)
+    options = f"{os.environ.get('SCALELAB_SPARK_JAVA_OPTIONS', '')} -XX:ArchiveClassesAtExit={partial} {CDS_QUIET}"
+    env = {**os.environ, "CI": "1", "SCALELAB_SPARK_CDS": "0", "SCALELAB_SPARK_JAVA_OPTIONS": options.strip()}
+    for variable in ("SPARK_REMOTE", "SCALELAB_SPARK_MASTER"):  # a local driver, whatever the shell points at
+        env.pop(variable, None)
+    run = run_group([sys.executable, "-c", _TRAINING_RUN], timeout, env=env)
+    if run.timed_out or run.returncode != 0 or not partial.exists():
+        partial.unlink(missing_ok=True)
+        why = "it ran too long" if run.timed_out else tail(run.stderr, 3) or "this Java made none"
+        return f"no Spark class archive ({why}); Spark starts without it, a few seconds slower"
+    partial.replace(target)
+    return f"Spark class archive: {target} ({target.stat().st_size / 2**20:.0f} MiB)"
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["archive"]:
+        sys.exit("usage: python -m scalelab.spark archive   (write the class-data archive Spark drivers start from)")
+    print(make_class_archive())

@@ -4,7 +4,8 @@ Each submission is graded by nbgrader in a private course root under a temporary
 worker process with a time limit, several at a time: on this machine, or on the workers of a Dask
 cluster (``--scheduler tcp://host:8786``) for a class bigger than one machine. Whatever one
 submission does (hang, kill its kernel, break nbgrader), the others are graded and it gets a row
-saying what went wrong.
+saying what went wrong. Spark labs without RDDs run on warm Spark Connect servers, one per worker,
+which serve one submission at a time and are cleared between submissions (connect_lanes.py).
 
 Writes ``<reports>/grades.csv`` (one row per student and notebook, points per grade cell) and
 ``<reports>/feedback/<student>/index.html`` linking one nbgrader feedback page per notebook.
@@ -23,11 +24,16 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nbformat
+
+from scalelab import engines
 from scalelab.grading import course
+from scalelab.grading.connect_lanes import ConnectLanes
 from scalelab.grading.submissions import Rejected, Submission, collect, repair, unpack
 from scalelab.processes import run_group
 from scalelab.spark import QUICK_JVM_OPTIONS
@@ -70,11 +76,15 @@ def grade_batch(
     cell_timeout: int = 120,
     notebook_timeout: int = 1200,
     scheduler: str | None = None,
+    spark_connect: bool = True,
+    connect_servers: Sequence[str] = (),
 ) -> list[Row]:
     """Grade every notebook found in `source`; write the CSV and feedback under `reports`.
 
     With `scheduler` (a Dask scheduler's address) the submissions are graded on that cluster's
-    workers, each by its own worker process there; otherwise by `workers` processes on this machine.
+    workers, each by its own worker process there; otherwise by `workers` processes on this machine,
+    with one Spark Connect server each for the Spark labs without RDDs (`connect_servers`: use these
+    instead of starting them; `spark_connect=False`: every kernel starts the Spark its environment says).
     """
     scratch = Path(tempfile.mkdtemp(prefix="scalelab-grade-"))
     try:
@@ -89,7 +99,9 @@ def grade_batch(
         if scheduler:
             results = _run_on_dask(jobs, templates, cell_timeout, notebook_timeout, scheduler)
         else:
-            results = _run_here(jobs, templates, cell_timeout, notebook_timeout, workers or default_workers())
+            lanes = spark_connect and any(_uses_spark_connect(job) for job in jobs)
+            results = _run_here(jobs, templates, cell_timeout, notebook_timeout, workers or default_workers(),
+                                connect_servers if lanes else None)
         progress = Progress(len(jobs))
         for job, (job_rows, feedback) in results:
             rows.extend(job_rows)
@@ -103,12 +115,38 @@ def grade_batch(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _run_here(jobs, templates, cell_timeout, notebook_timeout, workers):
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(grade_job, job, templates[job.assignment], cell_timeout, notebook_timeout): job
-                   for job in jobs}
-        for future in as_completed(futures):
-            yield futures[future], _result_or_error_rows(future, futures[future])
+def _run_here(jobs, templates, cell_timeout, notebook_timeout, workers, connect_servers: Sequence[str] | None):
+    """`workers` threads, each running one grading process at a time; with `connect_servers` not None,
+    each submission borrows a Connect server (one per worker, started here when the sequence is empty)."""
+    lanes = ConnectLanes(workers, connect_servers) if connect_servers is not None else None
+
+    def grade(job: Job):
+        if lanes is None:
+            return grade_job(job, templates[job.assignment], cell_timeout, notebook_timeout)
+        with lanes.lane() as lane:
+            rows, pages = grade_job(job, templates[job.assignment], cell_timeout, notebook_timeout,
+                                    {engines.SPARK_CONNECT.name: lane.address})
+            lane.suspect = any(r.status == "error" for r in rows)  # a query may still run there
+            return rows, pages
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(grade, job): job for job in jobs}
+            for future in as_completed(futures):
+                yield futures[future], _result_or_error_rows(future, futures[future])
+    finally:
+        if lanes is not None:
+            lanes.close()
+
+
+def _uses_spark_connect(job: Job) -> bool:
+    notebooks = []
+    for content in job.notebooks.values():
+        try:
+            notebooks.append(nbformat.reads(content.decode(), 4))
+        except Exception:  # noqa: BLE001 - nbgrader reports the broken file itself
+            continue
+    return any(engines.SPARK_CONNECT in engines.engines_of(nb) for nb in notebooks)
 
 
 def _run_on_dask(jobs, templates, cell_timeout, notebook_timeout, scheduler):
@@ -219,9 +257,12 @@ def _worker(args: list[str], timeout: int, env: dict | None = None) -> dict:
                 "log": stdout[-2000:] + stderr[-4000:]}
 
 
-def grade_job(job: Job, template: bytes, cell_timeout: int, notebook_timeout: int
-              ) -> tuple[list[Row], dict[str, bytes]]:
-    """Grade one job in a private course root on this machine: (rows, feedback pages by file name)."""
+def grade_job(job: Job, template: bytes, cell_timeout: int, notebook_timeout: int,
+              shared_engines: dict[str, str] | None = None) -> tuple[list[Row], dict[str, bytes]]:
+    """Grade one job in a private course root on this machine: (rows, feedback pages by file name).
+
+    `shared_engines` (engine name -> address, engines.py): running engines that the notebooks able to
+    use them are pointed at, every other one at local engines; None: the environment decides."""
     with tempfile.TemporaryDirectory(prefix="scalelab-job-") as tmp:
         root = Path(tmp) / "course"
         with tarfile.open(fileobj=io.BytesIO(template)) as archive:
@@ -232,6 +273,8 @@ def grade_job(job: Job, template: bytes, cell_timeout: int, notebook_timeout: in
             target.write_bytes(content)
         env = {"SCALELAB_SENTINEL": os.urandom(12).hex(), "CI": "1",  # CI=1: no Spark UI
                "SCALELAB_SPARK_JAVA_OPTIONS": os.environ.get("SCALELAB_SPARK_JAVA_OPTIONS", QUICK_JVM_OPTIONS)}
+        if shared_engines is not None:
+            env["SCALELAB_GRADING_ENGINES"] = json.dumps(shared_engines)
         outcome = _worker(["grade", "--root", str(root), "--assignment", job.assignment, "--student",
                            job.student, "--cell-timeout", str(cell_timeout)], timeout=notebook_timeout, env=env)
         if not outcome["success"]:
@@ -343,13 +386,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notebook-timeout", type=int, default=1200)
     parser.add_argument("--scheduler", default=None,
                         help="grade on the workers of this Dask scheduler (tcp://host:8786) instead of here")
+    parser.add_argument("--no-spark-connect", dest="spark_connect", action="store_false",
+                        help="no shared Spark Connect servers: each Spark lab starts its own Spark")
     args = parser.parse_args(argv)
     if not args.submissions.exists():
         print(f"error: {args.submissions} does not exist; pass SUBMISSIONS=<folder or .zip>", file=sys.stderr)
         return 2
     reports = args.reports or course.repo_root() / "autograder" / "reports"
     rows = grade_batch(args.submissions, reports, args.workers, args.cell_timeout, args.notebook_timeout,
-                       args.scheduler)
+                       args.scheduler, args.spark_connect)
     errors = [r for r in rows if r.status == "error"]
     for r in rows:
         verdict = f"{_num(r.score)}/{_num(r.max_score)}" if r.status == "graded" else f"ERROR: {r.message}"

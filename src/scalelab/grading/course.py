@@ -10,6 +10,8 @@ from pathlib import Path
 
 import nbformat
 
+from scalelab.engines import CONNECT_MODE_VARIABLES
+
 
 def repo_root() -> Path:
     """The repository: $SCALELAB_ROOT, or the first parent of this file or of the cwd with autograder/."""
@@ -65,9 +67,11 @@ def notebook_index() -> dict[str, str]:
 
 
 def tool_env(extra: dict | None = None) -> dict:
-    """The environment for nbgrader subprocesses: this venv's bin/ first (nbgrader runs `alembic`)."""
+    """The environment for nbgrader subprocesses: this venv's bin/ first (nbgrader runs `alembic`), and
+    none of what a Spark Connect client left in this process (it would put every kernel in Connect mode)."""
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    return {**os.environ, "PATH": path, **(extra or {})}
+    env = {k: v for k, v in os.environ.items() if k not in CONNECT_MODE_VARIABLES}
+    return {**env, "PATH": path, **(extra or {})}
 
 
 def run_nbgrader(args: list[str], release_directory: Path | None = None) -> subprocess.CompletedProcess:

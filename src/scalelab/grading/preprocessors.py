@@ -12,23 +12,32 @@
   traceback would quote (nbgrader's ``ClearHiddenTests`` removes it from the cell source).
 * ``SkipDemonstrations``: cells tagged ``skip-when-grading`` (timing loops, "Scale it up"
   measurements) are not run while grading; nothing a test cell needs lives in them.
+* ``ExecuteOnSharedEngines``: nbgrader's ``Execute``, with the kernel of a Spark lab without RDDs
+  pointed at the batch's warm Spark Connect server (``SCALELAB_GRADING_ENGINES``), every other
+  kernel at local engines: a submission no longer pays for a JVM of its own.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 
 from nbformat.v4 import new_output
+from nbgrader.preprocessors import Execute
 from nbgrader.preprocessors import NbGraderPreprocessor as Preprocessor  # enabled by default
 from traitlets import Integer
 
+from scalelab import engines
 from scalelab.grading.cells import SKIPPED_NOTE, is_demonstration
 from scalelab.grading.cells import is_test as _is_test_cell
 
 # One token per grading process; the batch runner gives each submission its own.
 # Read, then removed from the environment, so that the kernel started later doesn't inherit it.
 TOKEN = os.environ.pop("SCALELAB_SENTINEL", "") or secrets.token_hex(12)
+# Engine name -> address of the engines this grading process shares between submissions (engines.py);
+# unset: every kernel inherits this process's environment, as nbgrader's own Execute does.
+SHARED_ENGINES = json.loads(os.environ.pop("SCALELAB_GRADING_ENGINES", "null"))
 SENTINEL_PREFIX = "scalelab-test-cell-done"
 
 
@@ -127,3 +136,14 @@ class SkipDemonstrations(Preprocessor):
         if is_demonstration(cell):
             cell.source = SKIPPED_NOTE
         return cell, resources
+
+
+class ExecuteOnSharedEngines(Execute):
+    """nbgrader's Execute (same settings: ``c.Execute.timeout`` applies), the kernel pointed at the
+    shared engines the notebook can use and at local ones for the rest."""
+
+    def preprocess(self, nb, resources=None, km=None):
+        if SHARED_ENGINES is None:
+            return super().preprocess(nb, resources, km)
+        with engines.pointed_at(nb, SHARED_ENGINES):
+            return super().preprocess(nb, resources, km)
