@@ -126,7 +126,7 @@ class GradingCases(pytest.Item):
         failures = [r.describe() for r in results if not r.ok]
         if failures:
             raise AssertionError("\n".join(failures))
-        connected = [e.banner.format(ENGINES.address(e.name)) for e in engines.engines_of(notebook.nb)]
+        connected = [e.banner.format(ENGINES.address(e.name)) for e in engines.engines_of(notebook.nb) if e.banner]
         missing = [c for c in connected if c not in live.printed()]
         if missing:
             raise AssertionError(f"the notebook never printed {missing}: it did not run on its cluster")

@@ -4,7 +4,6 @@ The course root is autograder/course/ (git-ignored: gradebook, submissions, feed
 notebooks are solutions/ and the student release is labs/, both at the top of the repository.
 """
 
-import os
 from pathlib import Path
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
@@ -21,6 +20,7 @@ from nbgrader.preprocessors import (
     SaveAutoGrades,
 )
 
+from scalelab.grading.course import cell_timeout
 from scalelab.grading.preprocessors import (
     AppendSentinel,
     DemoteStderr,
@@ -46,7 +46,7 @@ c.ClearSolutions.code_stub = {
 }
 
 # Per-cell time limit; a cell that runs longer is interrupted and its tests fail.
-c.Execute.timeout = int(os.environ.get("SCALELAB_CELL_TIMEOUT", "120"))
+c.Execute.timeout = cell_timeout()  # SCALELAB_CELL_TIMEOUT, default course.CELL_TIMEOUT_S
 c.Execute.interrupt_on_timeout = True
 c.LimitOutput.max_lines = 200
 

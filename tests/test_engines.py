@@ -1,10 +1,13 @@
-"""MPI, OpenCL and Dask helpers against the real libraries (MPI through a real mpiexec)."""
+"""MPI, OpenCL and Dask helpers against the real libraries (MPI through a real mpiexec); which engine
+a notebook runs on."""
 
+import os
 import time
 
+import nbformat
 import pytest
 
-from scalelab import mpi, opencl
+from scalelab import engines, mpi, opencl
 
 RING = """
 from mpi4py import MPI
@@ -122,3 +125,35 @@ def test_program_folder_is_a_fresh_working_directory(monkeypatch, capsys):
     assert os.getcwd() == str(folder) and str(folder) in capsys.readouterr().out
     result = mpi.run_mpi("import os\nprint(os.getcwd())\n", n=1)
     assert result.outputs[0] == str(folder)  # programs written there run there
+
+
+def _notebook(*sources: str, **scalelab_metadata) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    nb.metadata["scalelab"] = scalelab_metadata
+    return nb
+
+
+def test_each_notebook_gets_the_engines_its_code_can_use():
+    sql = _notebook("spark = get_spark()", "spark.sql('select 1')")
+    assert engines.engines_of(sql) == [engines.SPARK_CONNECT]
+    assert engines.engines_of(_notebook("spark = get_spark()", "sc = spark.sparkContext")) == [engines.SPARK_STANDALONE]
+    assert engines.engines_of(_notebook("get_spark().range(3).rdd")) == [engines.SPARK_STANDALONE]
+    assert engines.engines_of(_notebook("get_spark()", spark_connect=False)) == [engines.SPARK_STANDALONE]
+    # a Connect notebook that submits a job: the job needs the master, the session stays on Connect
+    assert engines.engines_of(_notebook("get_spark()", "spark_submit(job)")) == [engines.SPARK_CONNECT,
+                                                                                  engines.SPARK_SUBMIT]
+    assert engines.engines_of(_notebook("client = get_client()")) == [engines.DASK]
+    assert engines.engines_of(_notebook("import numpy")) == []
+
+
+def test_a_kernel_is_pointed_at_the_engines_it_can_use_and_no_others(monkeypatch):
+    monkeypatch.setenv("SCALELAB_SPARK_MASTER", "spark://elsewhere:7077")
+    monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")  # left by a Connect client in this process
+    shared = {"spark_remote": "sc://127.0.0.1:1"}
+    with engines.pointed_at(_notebook("get_spark()", "spark.sql('select 1')"), shared):
+        assert os.environ["SPARK_REMOTE"] == "sc://127.0.0.1:1"
+        assert "SCALELAB_SPARK_MASTER" not in os.environ and "SPARK_CONNECT_MODE_ENABLED" not in os.environ
+    with engines.pointed_at(_notebook("get_spark().sparkContext"), shared):  # RDDs: a local Spark
+        assert not any(v in os.environ for v in engines.VARIABLES)
+    assert os.environ["SCALELAB_SPARK_MASTER"] == "spark://elsewhere:7077"  # given back
+    assert os.environ["SPARK_CONNECT_MODE_ENABLED"] == "1" and "SPARK_REMOTE" not in os.environ

@@ -349,8 +349,9 @@ def test_a_shared_connect_server_keeps_submissions_apart(spark_remote, monkeypat
 
     from scalelab.engines import CONNECT_MODE_VARIABLES
 
-    for variable in CONNECT_MODE_VARIABLES:  # the sessions below set them; later tests get them unset
-        monkeypatch.delenv(variable, raising=False)
+    for variable in CONNECT_MODE_VARIABLES:  # the sessions below set them; the later tests of this
+        monkeypatch.setenv(variable, "")      # process must get them back as they were (setenv records
+        monkeypatch.delenv(variable)          # that; delenv of an unset variable would not)
 
     from scalelab.grading.connect_lanes import ConnectLanes
 

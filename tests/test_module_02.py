@@ -20,7 +20,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from scalelab.datasets import make_corpus, pyspark_data
+from scalelab.datasets import make_corpus
 from scalelab.datasets.graphs import make_labelled_points, make_web_graph
 
 MODULE = Path(__file__).resolve().parent.parent / "solutions" / "02-spark-rdd"
@@ -167,16 +167,12 @@ def test_pagerank_agrees_with_networkx(sc):
     edges = [tuple(e) for e in make_web_graph(150, 500, seed=24).tolist()]
     graph = nx.DiGraph(edges)
     assert any(graph.out_degree(v) == 0 for v in graph), "the graph has dangling pages"
-    # damping 0.5 converges fast: 30 iterations leave an error below 0.5**30 ~ 1e-9
-    ranks = answers["pagerank"](sc.parallelize(edges, 3), 30, 0.5, 3)
+    # damping 0.5 converges fast: 20 iterations leave an error below 0.5**20 ~ 1e-6, while the wrong
+    # formulas of the grading cases are off by more than 1e-3
+    ranks = answers["pagerank"](sc.parallelize(edges, 3), 20, 0.5, 3)
     reference = nx.pagerank(graph, alpha=0.5, tol=1e-12, max_iter=2000)
     assert ranks.keys() == reference.keys()
-    assert max(abs(ranks[v] - reference[v]) for v in reference) < 1e-8
-    text = pyspark_data("data/graphx/followers.txt").read_text()
-    followers = [tuple(int(v) for v in line.split()) for line in text.splitlines() if line]
-    ranks = answers["pagerank"](sc.parallelize(followers, 2), 40, 0.85, 2)
-    reference = nx.pagerank(nx.DiGraph(followers), alpha=0.85, tol=1e-12, max_iter=2000)
-    assert max(abs(ranks[v] - reference[v]) for v in reference) < 1e-3
+    assert max(abs(ranks[v] - reference[v]) for v in reference) < 1e-5
 
 
 def test_logistic_regression_agrees_with_scikit_learn(sc):

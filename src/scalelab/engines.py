@@ -25,6 +25,8 @@ class Engine:
 
 SPARK_CONNECT = Engine("spark_remote", "SPARK_REMOTE", "Spark Connect at {}")
 SPARK_STANDALONE = Engine("spark_master", "SCALELAB_SPARK_MASTER", "master {}")
+# a notebook on Spark Connect that also runs jobs with spark_submit(): they go to the master
+SPARK_SUBMIT = Engine("spark_master", "SCALELAB_SPARK_MASTER", "")
 DASK = Engine("dask_scheduler", "SCALELAB_DASK_SCHEDULER", "scheduler {}")
 # what a process that opened a Spark Connect session is left with; a kernel that inherits them is in
 # Connect mode whatever SPARK_REMOTE says, and a classic session fails
@@ -35,12 +37,15 @@ RDD_API = ("sparkContext", ".rdd")  # Spark Connect has no RDDs
 
 def engines_of(notebook: nbformat.NotebookNode) -> list[Engine]:
     """The engines the notebook starts: Spark Connect for Spark labs without RDDs, unless its metadata
-    says ``{"scalelab": {"spark_connect": false}}``, else a Spark master; Dask's scheduler."""
+    says ``{"scalelab": {"spark_connect": false}}``, else a Spark master; the master as well for a
+    Connect notebook that runs jobs with ``spark_submit``; Dask's scheduler."""
     code = "".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
     engines = []
     if "get_spark(" in code:
         connect = notebook.metadata.get("scalelab", {}).get("spark_connect", True)
         engines.append(SPARK_CONNECT if connect and not any(api in code for api in RDD_API) else SPARK_STANDALONE)
+        if engines[-1] is SPARK_CONNECT and "spark_submit(" in code:
+            engines.append(SPARK_SUBMIT)
     if "get_client(" in code:
         engines.append(DASK)
     return engines

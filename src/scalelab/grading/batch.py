@@ -73,8 +73,8 @@ def grade_batch(
     source: Path,
     reports: Path,
     workers: int | None = None,
-    cell_timeout: int = 120,
-    notebook_timeout: int = 1200,
+    cell_timeout: int = course.CELL_TIMEOUT_S,
+    notebook_timeout: int = course.SUBMISSION_TIMEOUT_S,
     scheduler: str | None = None,
     spark_connect: bool = True,
     connect_servers: Sequence[str] = (),
@@ -382,8 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reports", type=Path, default=None,
                         help="output folder (default: autograder/reports)")
     parser.add_argument("--workers", type=int, default=None)
-    parser.add_argument("--cell-timeout", type=int, default=int(os.environ.get("SCALELAB_CELL_TIMEOUT", 120)))
-    parser.add_argument("--notebook-timeout", type=int, default=1200)
+    parser.add_argument("--cell-timeout", type=int, default=course.cell_timeout())
+    parser.add_argument("--notebook-timeout", type=int, default=course.SUBMISSION_TIMEOUT_S)
     parser.add_argument("--scheduler", default=None,
                         help="grade on the workers of this Dask scheduler (tcp://host:8786) instead of here")
     parser.add_argument("--no-spark-connect", dest="spark_connect", action="store_false",

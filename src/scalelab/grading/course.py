@@ -12,6 +12,16 @@ import nbformat
 
 from scalelab.engines import CONNECT_MODE_VARIABLES
 
+# Grading's time limits, in one place: a cell runs at most this long (nbgrader interrupts it; the
+# variable SCALELAB_CELL_TIMEOUT changes it), and one student's notebooks of one assignment together
+# (the grading process and everything it started are killed).
+CELL_TIMEOUT_S = 120
+SUBMISSION_TIMEOUT_S = 1200
+
+
+def cell_timeout() -> int:
+    return int(os.environ.get("SCALELAB_CELL_TIMEOUT", CELL_TIMEOUT_S))
+
 
 def repo_root() -> Path:
     """The repository: $SCALELAB_ROOT, or the first parent of this file or of the cwd with autograder/."""
