@@ -55,14 +55,16 @@ def check_java() -> Finding:
 
 
 def check_spark() -> Finding:
-    from scalelab.spark import spark_master, spark_remote
+    from scalelab.spark import class_archive_path, spark_master, spark_remote
 
     version = _version("pyspark")
     if not version:
         return Finding("Spark", False, "pyspark is not installed", "run `make setup`")
     where = f"Spark Connect {spark_remote()}" if spark_remote() else f"master {spark_master()}"
     connect = "with" if _version("grpcio") else "without"
-    return Finding("Spark", True, f"pyspark {version} ({where}; {connect} the Spark Connect client)")
+    archive = "drivers start from the class archive" if class_archive_path().exists() else \
+        "no class archive (drivers start a few seconds slower; `.venv/bin/python -m scalelab.spark archive`)"
+    return Finding("Spark", True, f"pyspark {version} ({where}; {connect} the Spark Connect client; {archive})")
 
 
 def check_mpi() -> Finding:
