@@ -375,3 +375,19 @@ def test_a_shared_connect_server_keeps_submissions_apart(spark_remote, monkeypat
             assert [d.name for d in nxt.catalog.listDatabases()] == ["default"]
             assert nxt.catalog.listTables("default") == []
             nxt.stop()
+
+
+def test_a_server_that_cannot_be_cleared_is_not_lent_again(monkeypatch):
+    """A shared server that can't be cleared is never lent again as it is; the next submission is
+    graded without one (and nothing waits forever for a lane)."""
+    from scalelab.grading import connect_lanes
+
+    def broken(address, timeout=120):
+        raise RuntimeError(f"could not clear the Spark Connect server at {address}")
+
+    monkeypatch.setattr(connect_lanes, "_clear_from_another_process", broken)
+    with connect_lanes.ConnectLanes(addresses=["sc://127.0.0.1:1"]) as lanes:
+        with lanes.lane() as lane:
+            assert lane.address == "sc://127.0.0.1:1"
+        with lanes.lane() as lane:
+            assert lane.address is None

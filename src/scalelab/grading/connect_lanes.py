@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 @dataclass
 class Lane:
-    address: str
+    address: str | None  # None: no server could be made ready; grade with the kernel's own Spark
     suspect: bool = False  # set by the grader: the submission timed out or its kernel died
 
 
@@ -38,7 +38,7 @@ class ConnectLanes:
     def __init__(self, count: int = 1, addresses: Sequence[str] = ()):
         self._stack = contextlib.ExitStack()
         self._servers: dict[str, contextlib.ExitStack] = {}  # address -> what stops it, for the ones started here
-        self._free: queue.Queue[str] = queue.Queue()
+        self._free: queue.Queue[str | None] = queue.Queue()
         if addresses:
             for address in addresses:
                 self._free.put(address)
@@ -64,18 +64,27 @@ class ConnectLanes:
         finally:
             self._free.put(self._ready_for_next(lane))
 
-    def _ready_for_next(self, lane: Lane) -> str:
-        if lane.suspect and lane.address in self._servers:
-            self._servers.pop(lane.address).close()
-            return self._start()
+    def _ready_for_next(self, lane: Lane) -> str | None:
+        """The lane's server cleared, or a fresh one; None when neither works (the lane then grades
+        without a shared server: slower, never unsafe, and no submission is lost)."""
+        if lane.address is None:
+            return None
+        ours = lane.address in self._servers
+        if not (lane.suspect and ours):  # a suspect server of ours is replaced; any other is cleared
+            try:
+                _clear_from_another_process(lane.address)
+                return lane.address
+            except RuntimeError as error:  # a server that can't be cleared is not used again as it is
+                print(f"warning: {error}", file=sys.stderr)
+            if not ours:
+                return None
+        self._servers.pop(lane.address).close()
         try:
-            _clear_from_another_process(lane.address)
-        except RuntimeError:  # a server that can't be cleared is not used again as it is
-            if lane.address in self._servers:
-                self._servers.pop(lane.address).close()
-                return self._start()
-            raise
-        return lane.address
+            return self._start()
+        except Exception as error:  # noqa: BLE001 - the batch goes on without this server
+            print(f"warning: no new Spark Connect server ({error}); this worker goes on without one",
+                  file=sys.stderr)
+            return None
 
     def close(self) -> None:
         while self._servers:
