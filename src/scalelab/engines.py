@@ -12,8 +12,10 @@ import contextlib
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import nbformat
+if TYPE_CHECKING:  # spark.py imports this module in every kernel: no notebook library at import
+    import nbformat
 
 
 @dataclass(frozen=True)

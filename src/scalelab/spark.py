@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scalelab.engines import CONNECT_MODE_VARIABLES
+from scalelab.engines import VARIABLES as ENGINE_VARIABLES
 from scalelab.processes import run_group, tail
 
 if TYPE_CHECKING:  # pyspark is imported only when a session is asked for
@@ -262,7 +263,7 @@ def make_class_archive(timeout: float = 300) -> str:
     partial.unlink(missing_ok=True)
     options = f"{os.environ.get('SCALELAB_SPARK_JAVA_OPTIONS', '')} -XX:ArchiveClassesAtExit={partial} {CDS_QUIET}"
     env = {**os.environ, "CI": "1", "SCALELAB_SPARK_CDS": "0", "SCALELAB_SPARK_JAVA_OPTIONS": options.strip()}
-    for variable in ("SPARK_REMOTE", "SCALELAB_SPARK_MASTER"):  # a local driver, whatever the shell points at
+    for variable in ENGINE_VARIABLES:  # a local driver, whatever the shell points at
         env.pop(variable, None)
     run = run_group([sys.executable, "-c", _TRAINING_RUN], timeout, env=env)
     if run.timed_out or run.returncode != 0 or not partial.exists():
