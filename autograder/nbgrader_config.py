@@ -4,8 +4,6 @@ The course root is autograder/course/ (git-ignored: gradebook, submissions, feed
 notebooks are solutions/ and the student release is labs/, both at the top of the repository.
 """
 
-from pathlib import Path
-
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import (
     AssignLatePenalties,
@@ -20,7 +18,7 @@ from nbgrader.preprocessors import (
     SaveAutoGrades,
 )
 
-from scalelab.grading.course import cell_timeout
+from scalelab.grading.course import cell_timeout, root
 from scalelab.grading.preprocessors import (
     AppendSentinel,
     DemoteStderr,
@@ -31,13 +29,13 @@ from scalelab.grading.preprocessors import (
     TruncateOutputs,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+COURSE = root()  # this repository, or the private course in $SCALELAB_ROOT
 c = get_config()  # noqa: F821 - provided by traitlets when nbgrader loads this file
 
 c.CourseDirectory.course_id = "scalelab"
-c.CourseDirectory.root = str(REPO / "autograder" / "course")
-c.CourseDirectory.source_directory = str(REPO / "solutions")
-c.CourseDirectory.release_directory = str(REPO / "labs")
+c.CourseDirectory.root = str(COURSE / "autograder" / "course")
+c.CourseDirectory.source_directory = str(COURSE / "solutions")
+c.CourseDirectory.release_directory = str(COURSE / "labs")
 # solutions/NN-name/README.md is the instructor guide: never released to students
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".*", "README.md"]
 

@@ -34,6 +34,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from scalelab.paths import repo_root
+
 WORD = re.compile(r"[a-z]+")
 BIG_BYTES = 50_000_000
 SMALL_BYTES = 10_000_000
@@ -185,7 +187,7 @@ def run_child(argv: list[str], shell: bool = False) -> tuple[float, int, str]:
     """Run a command; return (wall seconds, peak RSS in bytes of the largest process, stdout)."""
     start = time.perf_counter()
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, shell=shell, text=True,
-                               cwd=Path(__file__).resolve().parents[1])
+                               cwd=repo_root())
     out = process.stdout.read()
     err = process.stderr.read()
     _, status, usage = os.wait4(process.pid, 0)

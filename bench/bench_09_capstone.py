@@ -21,19 +21,19 @@ from pathlib import Path
 import nbformat
 
 from scalelab.bench import load_average, record
+from scalelab.grading.course import source_notebook
 from scalelab.spark import spark_submit
 
 SCALES = (1, 4, 16)
 REPEAT = 1
-NOTEBOOK = Path(__file__).resolve().parents[1] / "solutions" / "09-capstone" / "09-capstone.ipynb"
 RESULTS = Path(__file__).resolve().with_name("RESULTS.md")
 COMMAND = "python -m bench bench_09_capstone"
 SECTION = "09-capstone: the pipeline's stages at three scales (spark-submit, local[*])"
 
 
-def pipeline_source(notebook: Path = NOTEBOOK) -> str:
+def pipeline_source() -> str:
     """The script the notebook's section 8 writes, built from the solution notebook's cells."""
-    nb = nbformat.read(notebook, as_version=4)
+    nb = nbformat.read(source_notebook("09-capstone", "09-capstone"), as_version=4)
     template = {}
     functions = {}
     for cell in nb.cells:

@@ -53,7 +53,7 @@ def plain_nbgrader(assignment: str, notebook: str, students: list[str], root: Pa
     options = [f"--CourseDirectory.root={root / 'course'}", f"--CourseDirectory.release_directory={root / 'release'}"]
     subprocess.run([*base, "generate_assignment", assignment, "--force", *options], cwd=config.parent,
                    env=env, check=True, capture_output=True)
-    solution = course.repo_root() / "solutions" / assignment / f"{notebook}.ipynb"
+    solution = course.source_notebook(assignment, notebook)
     for student in students:
         target = root / "course" / "submitted" / student / assignment / f"{notebook}.ipynb"
         target.parent.mkdir(parents=True)
@@ -68,7 +68,7 @@ def plain_nbgrader(assignment: str, notebook: str, students: list[str], root: Pa
 def with_make_grade(assignment: str, notebook: str, students: list[str], root: Path) -> dict[str, dict]:
     folder = root / "submissions"
     folder.mkdir(parents=True)
-    solution = nbformat.read(course.repo_root() / "solutions" / assignment / f"{notebook}.ipynb", 4)
+    solution = nbformat.read(course.source_notebook(assignment, notebook), 4)
     for student in students:
         nbformat.write(solution, folder / f"{student}_{notebook}.ipynb")
     rows = grade_batch(folder, root / "reports")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from scalelab import datasets
+from scalelab.paths import repo_root
 
 SAMPLE = "setup/sample_lines.txt"
 
@@ -17,7 +18,7 @@ SAMPLE = "setup/sample_lines.txt"
 def copied_datasets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private copy of datasets/ that a test may damage; SCALELAB_DATASETS points at it."""
     copy = tmp_path / "datasets"
-    shutil.copytree(datasets.DATASETS_DIR, copy)
+    shutil.copytree(repo_root() / "datasets", copy)
     monkeypatch.setenv("SCALELAB_DATASETS", str(copy))
     return copy
 
@@ -26,7 +27,7 @@ def test_committed_file_passes_its_manifest_entry(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("SCALELAB_DATASETS", raising=False)
     file = datasets.path(SAMPLE)
     entry = datasets.read_manifest()[SAMPLE]
-    assert file == datasets.DATASETS_DIR / SAMPLE
+    assert file == repo_root() / "datasets" / SAMPLE
     assert file.stat().st_size == entry.bytes
     assert datasets.sha256_of(file) == entry.sha256
     assert entry.licence.startswith("CC0-1.0")

@@ -14,8 +14,9 @@ import pytest
 from scalelab.grading import cases, course
 from scalelab.grading.batch import grade_batch
 from scalelab.grading.submissions import collect
+from scalelab.paths import repo_root
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = repo_root()
 SOURCES = [nb for a in course.assignments() for nb in course.source_notebooks(a)]
 GRADED = [nb for nb in SOURCES if any(c.kind == "tests" for c in course.grade_cells(nb))]
 # pytest-timeout's 900 s per test: a notebook's cases can take several minutes on a busy 2-core machine,

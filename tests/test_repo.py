@@ -11,8 +11,9 @@ import nbformat
 import pytest
 
 from scalelab.grading import course
+from scalelab.paths import repo_root
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = repo_root()
 
 
 def _notebooks(folder: str) -> list[Path]:

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scalelab.datasets.corpus import Corpus, iter_corpus, make_corpus, vocabulary, write_corpus, zipf_probabilities
+from scalelab.paths import repo_root
 from scalelab.spark import pyspark_home
 
 __all__ = ["Corpus", "DatasetError", "iter_corpus", "make_corpus", "path", "pyspark_data", "vocabulary",
            "write_corpus", "zipf_probabilities"]
 
-DATASETS_DIR = Path(__file__).resolve().parents[3] / "datasets"
 MANIFEST_NAME = "MANIFEST"
 MANIFEST_COLUMNS = ("path", "sha256", "bytes", "source", "licence")
 MANIFEST_HEADER = "\t".join(MANIFEST_COLUMNS)
@@ -54,7 +54,7 @@ class Entry:
 def datasets_dir() -> Path:
     """Where the committed data lives; ``SCALELAB_DATASETS`` points elsewhere (tests, a shared copy)."""
     override = os.environ.get("SCALELAB_DATASETS")
-    return Path(override).expanduser().resolve() if override else DATASETS_DIR
+    return Path(override).expanduser().resolve() if override else repo_root() / "datasets"
 
 
 def manifest_file() -> Path:

@@ -71,7 +71,7 @@ class CaseResult:
 
 
 def cases_file(notebook: Path) -> Path:
-    return course.repo_root() / "autograder" / "cases" / notebook.parent.name / f"{notebook.stem}.toml"
+    return course.root() / "autograder" / "cases" / notebook.parent.name / f"{notebook.stem}.toml"
 
 
 def load_cases(path: Path) -> list[Case]:

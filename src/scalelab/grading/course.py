@@ -11,6 +11,8 @@ from pathlib import Path
 import nbformat
 
 from scalelab.engines import CONNECT_MODE_VARIABLES
+from scalelab.grading.cells import is_graded, is_test, nbgrader_meta
+from scalelab.paths import repo_root
 
 # Grading's time limits, in one place: a cell runs at most this long (nbgrader interrupts it; the
 # variable SCALELAB_CELL_TIMEOUT changes it), and one student's notebooks of one assignment together
@@ -23,34 +25,34 @@ def cell_timeout() -> int:
     return int(os.environ.get("SCALELAB_CELL_TIMEOUT", CELL_TIMEOUT_S))
 
 
-def repo_root() -> Path:
-    """The repository: $SCALELAB_ROOT, or the first parent of this file or of the cwd with autograder/."""
+def root() -> Path:
+    """The course being graded: $SCALELAB_ROOT (a private course, as the grading tests build), else this
+    repository."""
     if os.environ.get("SCALELAB_ROOT"):
         return Path(os.environ["SCALELAB_ROOT"]).resolve()
-    for start in (Path(__file__).resolve(), Path.cwd().resolve()):
-        for folder in (start, *start.parents):
-            if (folder / "autograder" / "nbgrader_config.py").exists() and (folder / "solutions").is_dir():
-                return folder
-    raise FileNotFoundError("cannot find the course repository (a folder with autograder/ and solutions/); "
-                            "run from inside it or set SCALELAB_ROOT")
+    return repo_root()
 
 
 def config_file() -> Path:
-    return repo_root() / "autograder" / "nbgrader_config.py"
+    return root() / "autograder" / "nbgrader_config.py"
 
 
 def assignments() -> list[str]:
     """Assignment ids, in teaching order: the folders of solutions/ that hold notebooks."""
-    root = repo_root() / "solutions"
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+    folder = root() / "solutions"
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
 
 
 def source_notebooks(assignment: str) -> list[Path]:
-    return sorted((repo_root() / "solutions" / assignment).glob("*.ipynb"))
+    return sorted((root() / "solutions" / assignment).glob("*.ipynb"))
+
+
+def source_notebook(assignment: str, notebook: str) -> Path:
+    return root() / "solutions" / assignment / f"{notebook}.ipynb"
 
 
 def released_notebook(assignment: str, notebook: str) -> Path:
-    return repo_root() / "labs" / assignment / f"{notebook}.ipynb"
+    return root() / "labs" / assignment / f"{notebook}.ipynb"
 
 
 @dataclass(frozen=True)
@@ -64,9 +66,9 @@ def grade_cells(path: Path) -> list[GradeCell]:
     """The graded cells of a notebook, in order."""
     cells = []
     for cell in nbformat.read(path, as_version=4).cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("grade"):
-            kind = "manual" if meta.get("solution") or cell.cell_type != "code" else "tests"
+        if is_graded(cell):
+            meta = nbgrader_meta(cell)
+            kind = "tests" if is_test(cell) else "manual"
             cells.append(GradeCell(meta["grade_id"], float(meta.get("points", 0)), kind))
     return cells
 
@@ -86,11 +88,11 @@ def tool_env(extra: dict | None = None) -> dict:
 
 def run_nbgrader(args: list[str], release_directory: Path | None = None) -> subprocess.CompletedProcess:
     """Run the nbgrader CLI with the course configuration (from autograder/)."""
-    (repo_root() / "autograder" / "course").mkdir(exist_ok=True)  # nbgrader's root, git-ignored
+    (root() / "autograder" / "course").mkdir(exist_ok=True)  # nbgrader's root, git-ignored
     command = [sys.executable, "-m", "nbgrader", *args]
     if release_directory is not None:
         command.append(f"--CourseDirectory.release_directory={release_directory}")
-    return subprocess.run(command, cwd=repo_root() / "autograder", capture_output=True, text=True,
+    return subprocess.run(command, cwd=root() / "autograder", capture_output=True, text=True,
                           env=tool_env())
 
 
@@ -100,7 +102,7 @@ def release(assignment_ids: list[str] | None = None, release_directory: Path | N
         proc = run_nbgrader(["generate_assignment", assignment, "--force"], release_directory)
         if proc.returncode != 0:
             raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n{proc.stdout}{proc.stderr}")
-        print(f"released {assignment} -> {release_directory or repo_root() / 'labs'}/{assignment}")
+        print(f"released {assignment} -> {release_directory or root() / 'labs'}/{assignment}")
 
 
 def validate(path: Path) -> dict:
