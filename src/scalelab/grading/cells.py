@@ -1,7 +1,9 @@
 """What a notebook cell is, for grading: an answer, a test, or a demonstration that grading may skip.
 
 One place for these rules, so that nbgrader's preprocessors, the case runner and the course tools
-agree. The nbgrader metadata follows nbgrader's schema 3 (``grade``, ``solution``, ``grade_id``).
+agree. The nbgrader metadata follows nbgrader's schema 3 (``grade``, ``solution``, ``grade_id``), read
+as ``nbgrader.utils.is_grade`` and ``is_solution`` read it; those are not imported here because importing
+nbgrader takes seconds (it loads jupyter_server) and conftest.py uses ``is_test`` at every collection.
 """
 
 from __future__ import annotations
@@ -15,6 +17,11 @@ SKIPPED_NOTE = "# (demonstration: skipped while grading, run it yourself to see 
 
 def nbgrader_meta(cell) -> dict:
     return cell.metadata.get("nbgrader", {})
+
+
+def is_graded(cell) -> bool:
+    """A cell with points: a test cell, or a written answer an instructor marks."""
+    return bool(nbgrader_meta(cell).get("grade", False))
 
 
 def is_answer(cell) -> bool:
