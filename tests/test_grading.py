@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from nbclient.exceptions import DeadKernelError
 
 from scalelab.grading import cases, course
 from scalelab.grading.batch import grade_batch
@@ -281,6 +282,38 @@ def test_progress_counts_submissions_and_failures():
     assert "1/3 graded, 0 failed" in lines[0] and "(amy 00-setup)" in lines[0]
     assert "2/3 graded, 1 failed" in lines[1] and "left" in lines[1]
     assert lines[1].startswith("[" + "#" * 13 + "." * 7 + "]")
+
+
+def test_the_workers_outcome_crosses_the_process_boundary_with_its_reason():
+    from scalelab.grading.batch import _explain_failure
+    from scalelab.grading.worker import Failure, Outcome
+
+    died = Outcome(False, error="NbGraderException: see the log", log="[ERROR] ...", failure=Failure.KERNEL_DIED)
+    assert Outcome.from_json(died.to_json()) == died
+    assert "kernel died" in _explain_failure(died, 60)
+    stopped = Outcome(False, error="stopped after 60 s", failure=Failure.TIMED_OUT)
+    assert "stopped after 60 s" in _explain_failure(stopped, 60)
+    # the words alone no longer make a dead kernel: only the reason the grading process saw does
+    other = Outcome(False, error="Traceback ...\nValueError: bad metadata", log="Kernel died? no")
+    assert _explain_failure(Outcome.from_json(other.to_json()), 60) == (
+        "nbgrader could not grade this notebook: ValueError: bad metadata")
+
+
+@pytest.mark.parametrize("error", [DeadKernelError("Kernel died"),
+                                   RuntimeError("Kernel died before replying to kernel_info")])
+def test_the_execute_step_notes_a_kernel_that_died(monkeypatch, error):
+    from nbgrader.preprocessors import Execute
+
+    from scalelab.grading import preprocessors
+
+    def die(self, nb, resources=None, km=None):
+        raise error
+
+    monkeypatch.setattr(Execute, "preprocess", die)
+    monkeypatch.setattr(preprocessors, "kernel_died", False)
+    with pytest.raises(RuntimeError):
+        preprocessors.ExecuteOnSharedEngines().preprocess(nbformat.v4.new_notebook(), {})
+    assert preprocessors.kernel_died
 
 
 @pytest.mark.slow

@@ -8,13 +8,13 @@ saying what went wrong. Spark labs without RDDs run on warm Spark Connect server
 which serve one submission at a time and are cleared between submissions (connect_lanes.py).
 
 Writes ``<reports>/grades.csv`` (one row per student and notebook, points per grade cell) and
-``<reports>/feedback/<student>/index.html`` (points and messages per exercise, pages.py) linking one
-nbgrader feedback page per notebook, and ``<reports>/summary.html`` for the instructor.
+``<reports>/feedback/<student>/index.html`` linking one nbgrader feedback page per notebook.
 """
 
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import os
@@ -34,8 +34,8 @@ import nbformat
 from scalelab import engines
 from scalelab.grading import course
 from scalelab.grading.connect_lanes import ConnectLanes
-from scalelab.grading.pages import failure_messages, write_feedback_index, write_summary
 from scalelab.grading.submissions import Rejected, Submission, collect, repair, unpack
+from scalelab.grading.worker import Failure, Outcome
 from scalelab.processes import run_group
 from scalelab.spark import QUICK_JVM_OPTIONS
 
@@ -54,8 +54,6 @@ class Row:
     needs_manual_grading: bool = False
     message: str = ""
     points: dict[str, float | None] = field(default_factory=dict)  # grade_id -> points
-    max_points: dict[str, float] = field(default_factory=dict)  # grade_id -> points possible
-    messages: dict[str, str] = field(default_factory=dict)  # grade_id -> a failed test cell's error
 
 
 def default_workers() -> int:
@@ -113,7 +111,6 @@ def grade_batch(
         rows.sort(key=lambda r: (r.student, r.assignment, r.notebook))
         write_csv(rows, reports / "grades.csv")
         write_feedback_index(rows, reports / "feedback")
-        write_summary(rows, reports / "summary.html")
         return rows
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -239,7 +236,7 @@ def _prepare_templates(assignments, scratch: Path, rows: list[Row], submissions)
     for assignment in sorted(assignments):
         root = scratch / "templates" / assignment
         outcome = _worker(["prepare", "--root", str(root), "--assignment", assignment], timeout=600)
-        if outcome["success"]:
+        if outcome.success:
             templates[assignment] = _pack(root)
         else:
             reason = f"could not prepare {assignment} for grading: {_last_line(outcome)}"
@@ -255,18 +252,18 @@ def _pack(root: Path) -> bytes:
     return buffer.getvalue()
 
 
-def _worker(args: list[str], timeout: int, env: dict | None = None) -> dict:
+def _worker(args: list[str], timeout: int, env: dict | None = None) -> Outcome:
     command = [sys.executable, "-m", "scalelab.grading.worker", *args]
     run = run_group(command, timeout, env=course.tool_env(env))  # the worker, its kernel and all they start
     if run.timed_out:
-        return {"success": False, "timed_out": True, "error": f"stopped after {timeout} s", "log": ""}
+        return Outcome(False, error=f"stopped after {timeout} s", failure=Failure.TIMED_OUT)
     stdout, stderr = run.stdout, run.stderr
     last = stdout.strip().splitlines()[-1] if stdout.strip() else ""
     try:
-        return json.loads(last)
-    except json.JSONDecodeError:
-        return {"success": False, "error": f"grader process failed (exit {run.returncode})",
-                "log": stdout[-2000:] + stderr[-4000:]}
+        return Outcome.from_json(last)
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return Outcome(False, error=f"grader process failed (exit {run.returncode})",
+                       log=stdout[-2000:] + stderr[-4000:])
 
 
 def grade_job(job: Job, template: bytes, cell_timeout: int, notebook_timeout: int,
@@ -289,7 +286,7 @@ def grade_job(job: Job, template: bytes, cell_timeout: int, notebook_timeout: in
             env["SCALELAB_GRADING_ENGINES"] = json.dumps(shared_engines)
         outcome = _worker(["grade", "--root", str(root), "--assignment", job.assignment, "--student",
                            job.student, "--cell-timeout", str(cell_timeout)], timeout=notebook_timeout, env=env)
-        if not outcome["success"]:
+        if not outcome.success:
             reason = _explain_failure(outcome, notebook_timeout)
             return [Row(job.student, job.assignment, name, "error", message=reason) for name in job.notebooks], {}
         rows = [_scores(root, job.student, job.assignment, name, job.notes[name]) for name in job.notebooks]
@@ -304,20 +301,19 @@ def _write_feedback(pages: dict[str, bytes], student: str, reports: Path) -> Non
         (target / name).write_bytes(content)
 
 
-def _last_line(outcome: dict) -> str:
+def _last_line(outcome: Outcome) -> str:
     """The most telling line of a failed nbgrader run: its last exception, else its last line."""
-    lines = [line.strip() for line in f"{outcome.get('error', '')}\n{outcome.get('log', '')}".splitlines()]
+    lines = [line.strip() for line in f"{outcome.error}\n{outcome.log}".splitlines()]
     lines = [line for line in lines if line and "see the the above traceback" not in line]
     errors = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Timeout)\b", line)]
     return (errors or lines or ["no details"])[-1][:400]
 
 
-def _explain_failure(outcome: dict, notebook_timeout: int) -> str:
-    text = f"{outcome.get('error', '')}\n{outcome.get('log', '')}"
-    if outcome.get("timed_out"):
+def _explain_failure(outcome: Outcome, notebook_timeout: int) -> str:
+    if outcome.failure is Failure.TIMED_OUT:
         return (f"grading stopped after {notebook_timeout} s (a cell that never ends and ignores "
                 "interrupts?); no points recorded")
-    if "Kernel died" in text or "DeadKernelError" in text or "kernel died" in text.lower():
+    if outcome.failure is Failure.KERNEL_DIED:
         return "the notebook's kernel died while running (os._exit, sys.exit in a thread, a crash " \
                "or running out of memory); no points recorded"
     return f"nbgrader could not grade this notebook: {_last_line(outcome)}"
@@ -335,9 +331,7 @@ def _scores(root: Path, student: str, assignment: str, notebook: str, notes: lis
         return Row(student, assignment, notebook, "graded",
                    score=submitted.score, max_score=submitted.max_score,
                    needs_manual_grading=bool(submitted.needs_manual_grade),
-                   message="; ".join(notes), points=points,
-                   max_points={g.name: g.max_score for g in submitted.grades},
-                   messages=failure_messages(root / "autograded" / student / assignment / f"{notebook}.ipynb"))
+                   message="; ".join(notes), points=points)
 
 
 def write_csv(rows: list[Row], path: Path) -> None:
@@ -358,6 +352,33 @@ def _num(value: float | None) -> str:
     if value is None:
         return ""
     return f"{value:g}"
+
+
+def write_feedback_index(rows: list[Row], folder: Path) -> None:
+    """feedback/<student>/index.html: the student's scores and links to each notebook's page."""
+    by_student: dict[str, list[Row]] = {}
+    for row in rows:
+        by_student.setdefault(row.student, []).append(row)
+    for student, own in by_student.items():
+        target = folder / student
+        target.mkdir(parents=True, exist_ok=True)
+        items = []
+        for r in own:
+            page = target / f"{r.notebook}.html"
+            name = html.escape(r.notebook or "(unrecognised file)")
+            link = f'<a href="{html.escape(page.name)}">{name}</a>' if page.exists() else name
+            if r.status == "graded":
+                detail = f"{_num(r.score)} / {_num(r.max_score)} points"
+                if r.needs_manual_grading:
+                    detail += " (written answers still to be marked)"
+            else:
+                detail = "not graded: " + html.escape(r.message)
+            items.append(f"<li>{link}: {detail}</li>")
+        (target / "index.html").write_text(
+            "<!doctype html><meta charset='utf-8'><title>Feedback for "
+            f"{html.escape(student)}</title><h1>Feedback for {html.escape(student)}</h1>"
+            f"<ul>{''.join(items)}</ul>\n"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -386,6 +407,6 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         verdict = f"{_num(r.score)}/{_num(r.max_score)}" if r.status == "graded" else f"ERROR: {r.message}"
         print(f"  {r.student:<24} {r.notebook or '-':<28} {verdict}")
-    print(f"wrote {reports / 'grades.csv'} ({len(rows)} rows, {len(errors)} errors), "
-          f"feedback pages under {reports / 'feedback'} and the class summary {reports / 'summary.html'}")
+    print(f"wrote {reports / 'grades.csv'} ({len(rows)} rows, {len(errors)} errors) "
+          f"and feedback pages under {reports / 'feedback'}")
     return 0

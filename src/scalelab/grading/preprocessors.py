@@ -23,6 +23,7 @@ import json
 import os
 import secrets
 
+from nbclient.exceptions import DeadKernelError
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
 from nbgrader.preprocessors import NbGraderPreprocessor as Preprocessor  # enabled by default
@@ -39,6 +40,11 @@ TOKEN = os.environ.pop("SCALELAB_SENTINEL", "") or secrets.token_hex(12)
 # unset: every kernel inherits this process's environment, as nbgrader's own Execute does.
 SHARED_ENGINES = json.loads(os.environ.pop("SCALELAB_GRADING_ENGINES", "null"))
 SENTINEL_PREFIX = "scalelab-test-cell-done"
+# Set when a notebook's kernel dies under ExecuteOnSharedEngines. nbgrader logs the error as text and
+# raises its own NbGraderException, so the grading worker (one submission a process) reads it here.
+kernel_died = False
+# jupyter_client's error for a kernel that dies while starting: a plain RuntimeError, known by its text
+_DIED_STARTING = "Kernel died before replying to kernel_info"
 
 
 def _sentinel(cell) -> str:
@@ -143,7 +149,12 @@ class ExecuteOnSharedEngines(Execute):
     shared engines the notebook can use and at local ones for the rest."""
 
     def preprocess(self, nb, resources=None, km=None):
-        if SHARED_ENGINES is None:
-            return super().preprocess(nb, resources, km)
-        with engines.pointed_at(nb, SHARED_ENGINES):
-            return super().preprocess(nb, resources, km)
+        global kernel_died
+        try:
+            if SHARED_ENGINES is None:
+                return super().preprocess(nb, resources, km)
+            with engines.pointed_at(nb, SHARED_ENGINES):
+                return super().preprocess(nb, resources, km)
+        except RuntimeError as error:  # DeadKernelError is one
+            kernel_died = kernel_died or isinstance(error, DeadKernelError) or _DIED_STARTING in str(error)
+            raise

@@ -1,7 +1,8 @@
 """One nbgrader run in a private course root, in its own process (``python -m scalelab.grading.worker``).
 
 The batch runner starts one of these per submission, so a kernel that dies, a notebook that hangs
-or nbgrader aborting on odd metadata ends that process only. It prints one JSON line on stdout.
+or nbgrader aborting on odd metadata ends that process only. It prints its ``Outcome`` as one JSON
+line on stdout.
 
     worker prepare --root R --assignment A    # gradebook template: generate_assignment into R
     worker grade   --root R --assignment A --student S [--cell-timeout T]
@@ -10,16 +11,44 @@ or nbgrader aborting on odd metadata ends that process only. It prints one JSON 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import enum
 import io
 import json
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
 from scalelab.grading.course import config_file
+
+
+class Failure(enum.StrEnum):
+    """Why a grading process ended without grades, when more is known than nbgrader's message."""
+
+    TIMED_OUT = "timed out"  # the batch runner stopped the process at its time limit
+    KERNEL_DIED = "kernel died"  # the notebook's kernel process ended while it ran
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A grading process's reply to the batch runner."""
+
+    success: bool
+    error: str = ""
+    log: str = ""
+    failure: Failure | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, line: str) -> Outcome:
+        data = json.loads(line)
+        return cls(data["success"], data["error"], data["log"], data["failure"] and Failure(data["failure"]))
 
 
 def course_config(root: Path, cell_timeout: int | None = None) -> Config:
@@ -32,9 +61,11 @@ def course_config(root: Path, cell_timeout: int | None = None) -> Config:
     return config
 
 
-def run(action: str, root: Path, assignment: str, student: str | None, cell_timeout: int | None) -> dict:
+def run(action: str, root: Path, assignment: str, student: str | None, cell_timeout: int | None) -> Outcome:
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
+
+    from scalelab.grading import preprocessors  # the module the course configuration loads
 
     root.mkdir(parents=True, exist_ok=True)
     config = course_config(root, cell_timeout)
@@ -48,13 +79,13 @@ def run(action: str, root: Path, assignment: str, student: str | None, cell_time
         result = api.autograde(assignment, student, force=True, create=True)
         if result.get("success"):
             feedback = api.generate_feedback(assignment, student, force=True)
-            if not feedback.get("success"):
-                result = {**feedback, "stage": "feedback"}
-    return {
-        "success": bool(result.get("success")),
-        "error": result.get("error") or "",
-        "log": (result.get("log") or "") + log_text.getvalue(),
-    }
+            result = result if feedback.get("success") else feedback
+    return Outcome(
+        success=bool(result.get("success")),
+        error=result.get("error") or "",
+        log=(result.get("log") or "") + log_text.getvalue(),
+        failure=Failure.KERNEL_DIED if preprocessors.kernel_died else None,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cell-timeout", type=int)
     args = parser.parse_args(argv)
     outcome = run(args.action, args.root, args.assignment, args.student, args.cell_timeout)
-    sys.stdout.write(json.dumps(outcome) + "\n")
-    return 0 if outcome["success"] else 1
+    sys.stdout.write(outcome.to_json() + "\n")
+    return 0 if outcome.success else 1
 
 
 if __name__ == "__main__":
