@@ -8,13 +8,13 @@ saying what went wrong. Spark labs without RDDs run on warm Spark Connect server
 which serve one submission at a time and are cleared between submissions (connect_lanes.py).
 
 Writes ``<reports>/grades.csv`` (one row per student and notebook, points per grade cell) and
-``<reports>/feedback/<student>/index.html`` linking one nbgrader feedback page per notebook.
+``<reports>/feedback/<student>/index.html`` (points and messages per exercise, pages.py) linking one
+nbgrader feedback page per notebook, and ``<reports>/summary.html`` for the instructor.
 """
 
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 import os
@@ -34,6 +34,7 @@ import nbformat
 from scalelab import engines
 from scalelab.grading import course
 from scalelab.grading.connect_lanes import ConnectLanes
+from scalelab.grading.pages import failure_messages, write_feedback_index, write_summary
 from scalelab.grading.submissions import Rejected, Submission, collect, repair, unpack
 from scalelab.grading.worker import Failure, Outcome
 from scalelab.processes import run_group
@@ -54,6 +55,8 @@ class Row:
     needs_manual_grading: bool = False
     message: str = ""
     points: dict[str, float | None] = field(default_factory=dict)  # grade_id -> points
+    max_points: dict[str, float] = field(default_factory=dict)  # grade_id -> points possible
+    messages: dict[str, str] = field(default_factory=dict)  # grade_id -> a failed test cell's error
 
 
 def default_workers() -> int:
@@ -111,6 +114,7 @@ def grade_batch(
         rows.sort(key=lambda r: (r.student, r.assignment, r.notebook))
         write_csv(rows, reports / "grades.csv")
         write_feedback_index(rows, reports / "feedback")
+        write_summary(rows, reports / "summary.html")
         return rows
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -331,7 +335,9 @@ def _scores(root: Path, student: str, assignment: str, notebook: str, notes: lis
         return Row(student, assignment, notebook, "graded",
                    score=submitted.score, max_score=submitted.max_score,
                    needs_manual_grading=bool(submitted.needs_manual_grade),
-                   message="; ".join(notes), points=points)
+                   message="; ".join(notes), points=points,
+                   max_points={g.name: g.max_score for g in submitted.grades},
+                   messages=failure_messages(root / "autograded" / student / assignment / f"{notebook}.ipynb"))
 
 
 def write_csv(rows: list[Row], path: Path) -> None:
@@ -352,33 +358,6 @@ def _num(value: float | None) -> str:
     if value is None:
         return ""
     return f"{value:g}"
-
-
-def write_feedback_index(rows: list[Row], folder: Path) -> None:
-    """feedback/<student>/index.html: the student's scores and links to each notebook's page."""
-    by_student: dict[str, list[Row]] = {}
-    for row in rows:
-        by_student.setdefault(row.student, []).append(row)
-    for student, own in by_student.items():
-        target = folder / student
-        target.mkdir(parents=True, exist_ok=True)
-        items = []
-        for r in own:
-            page = target / f"{r.notebook}.html"
-            name = html.escape(r.notebook or "(unrecognised file)")
-            link = f'<a href="{html.escape(page.name)}">{name}</a>' if page.exists() else name
-            if r.status == "graded":
-                detail = f"{_num(r.score)} / {_num(r.max_score)} points"
-                if r.needs_manual_grading:
-                    detail += " (written answers still to be marked)"
-            else:
-                detail = "not graded: " + html.escape(r.message)
-            items.append(f"<li>{link}: {detail}</li>")
-        (target / "index.html").write_text(
-            "<!doctype html><meta charset='utf-8'><title>Feedback for "
-            f"{html.escape(student)}</title><h1>Feedback for {html.escape(student)}</h1>"
-            f"<ul>{''.join(items)}</ul>\n"
-        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -407,6 +386,6 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         verdict = f"{_num(r.score)}/{_num(r.max_score)}" if r.status == "graded" else f"ERROR: {r.message}"
         print(f"  {r.student:<24} {r.notebook or '-':<28} {verdict}")
-    print(f"wrote {reports / 'grades.csv'} ({len(rows)} rows, {len(errors)} errors) "
-          f"and feedback pages under {reports / 'feedback'}")
+    print(f"wrote {reports / 'grades.csv'} ({len(rows)} rows, {len(errors)} errors), "
+          f"feedback pages under {reports / 'feedback'} and the class summary {reports / 'summary.html'}")
     return 0
