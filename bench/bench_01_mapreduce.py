@@ -45,8 +45,6 @@ SPILL_WORDS = 200_000  # words held in memory by the spill-and-merge count (the 
 BLOCK_BYTES = 1 << 20  # the pool's map unit
 PROCESSES = 2
 MRJOB_RUNNER = os.environ.get("SCALELAB_MRJOB_RUNNER", "inline")
-RESULTS = Path(__file__).resolve().with_name("RESULTS.md")
-COMMAND = "python -m bench bench_01_mapreduce"
 SECTION = "01-mapreduce: word count five ways against the Unix pipeline"
 UNIX = "LC_ALL=C tr -cs 'A-Za-z' '\\n' < {path} | LC_ALL=C tr 'A-Z' 'a-z' | LC_ALL=C sort | uniq -c"
 
@@ -229,9 +227,9 @@ def make_corpus_file(target: Path, n_bytes: int, seed: int) -> dict:
 
 
 def main() -> None:
-    from scalelab.bench import load_average, record
+    from scalelab.bench import Benchmark, format_runs
 
-    load_before = load_average()
+    benchmark = Benchmark(__file__)
     with tempfile.TemporaryDirectory(prefix="scalelab-bench-01-") as folder:
         big = make_corpus_file(Path(folder) / "big.txt", BIG_BYTES, SEED)
         small = make_corpus_file(Path(folder) / "small.txt", SMALL_BYTES, SEED + 1)
@@ -262,7 +260,7 @@ def main() -> None:
             "MB/s": f"{megabytes / seconds:.1f}",
             "peak RSS (MB)": f"{rss / 1e6:.0f}",
             "time / Unix time": f"{seconds / unix_seconds:.2f}",
-            "runs (s)": ", ".join(f"{s:.2f}" for s, _, _ in results),
+            "runs (s)": format_runs(s for s, _, _ in results),
         })
     heap_text = "; ".join(f"{size / 1e6:.0f} MB input: {heap / 1e6:.2f} MB" for size, heap in heaps.items())
     notes = (
@@ -279,10 +277,9 @@ def main() -> None:
         "it doesn't). "
         f"mrjob {MRJOB_RUNNER} runner: the same job class as the lab, JSON between steps, sort in Python "
         "(the local runner measured 0.2 MB/s on a 5 MB corpus: a subprocess per task). "
-        f"Load average (1/5/15 min) before: {load_before}; after: {load_average()}."
+        f"{benchmark.load_note()}."
     )
-    record(RESULTS, SECTION, rows, COMMAND, notes)
-    print(f"recorded in {RESULTS}")
+    benchmark.record(SECTION, rows, notes)
 
 
 if __name__ == "__main__":

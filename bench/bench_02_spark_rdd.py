@@ -37,8 +37,6 @@ KEYS = 10_000
 REPEAT = 3
 WARMUP = 0  # the JVM and the Python workers are warmed by a small job first; one PageRank run is minutes
 SEED = 2
-RESULTS = Path(__file__).resolve().with_name("RESULTS.md")
-COMMAND = "python -m bench bench_02_spark_rdd"
 SECTION_PAGERANK = "02-spark-rdd: PageRank, 10 iterations, 1 million edges"
 SECTION_CACHE = "02-spark-rdd: logistic regression epochs with and without cache()"
 SECTION_SHUFFLE = "02-spark-rdd: groupByKey vs reduceByKey on skewed keys"
@@ -118,12 +116,8 @@ def _largest_difference(a: dict, b: dict) -> float:
     return max(abs(a[k] - b[k]) for k in a)
 
 
-def _runs(timing) -> str:
-    return ", ".join(f"{t:.2f}" for t in timing.times)
-
-
 def pagerank_rows(sc, folder: Path) -> tuple[list[dict[str, str]], float]:
-    from scalelab.bench import time_it
+    from scalelab.bench import format_runs, time_it
     from scalelab.datasets.graphs import make_web_graph
 
     edges = make_web_graph(N_NODES, N_EDGES, seed=SEED)
@@ -145,7 +139,7 @@ def pagerank_rows(sc, folder: Path) -> tuple[list[dict[str, str]], float]:
         rows.append({
             "version": name,
             "median (s)": f"{timing.median:.2f}",
-            "runs (s)": _runs(timing),
+            "runs (s)": format_runs(timing.times),
             "per iteration (s)": f"{timing.median / ITERATIONS:.3f}",
             "× SciPy": f"{timing.median / scipy_t.median:.0f}×",
         })
@@ -173,7 +167,7 @@ def parse_point(line: str) -> tuple[float, np.ndarray]:
 
 
 def cache_rows(sc, folder: Path) -> list[dict[str, str]]:
-    from scalelab.bench import time_it
+    from scalelab.bench import format_runs, time_it
     from scalelab.datasets.graphs import make_labelled_points
 
     data = make_labelled_points(LR_POINTS, LR_FEATURES, seed=SEED)
@@ -197,14 +191,14 @@ def cache_rows(sc, folder: Path) -> list[dict[str, str]]:
     if not np.allclose(plain.result, cached.result):
         raise RuntimeError("cached and uncached gradient descent disagree")
     return [
-        {"points RDD": name, "median (s)": f"{t.median:.2f}", "runs (s)": _runs(t),
+        {"points RDD": name, "median (s)": f"{t.median:.2f}", "runs (s)": format_runs(t.times),
          "per epoch (s)": f"{t.median / LR_EPOCHS:.3f}", "speed-up": f"{plain.median / t.median:.2f}×"}
         for name, t in [("re-read and re-parsed every epoch (no cache)", plain), ("cache()", cached)]
     ]
 
 
 def shuffle_rows(sc) -> tuple[list[dict[str, str]], float]:
-    from scalelab.bench import time_it
+    from scalelab.bench import format_runs, time_it
     from scalelab.datasets import zipf_probabilities
 
     rng = np.random.default_rng(SEED)
@@ -217,7 +211,7 @@ def shuffle_rows(sc) -> tuple[list[dict[str, str]], float]:
         raise RuntimeError("groupByKey and reduceByKey disagree")
     top_share = np.bincount(keys).max() / PAIRS
     rows = [
-        {"method": name, "median (s)": f"{t.median:.2f}", "runs (s)": _runs(t),
+        {"method": name, "median (s)": f"{t.median:.2f}", "runs (s)": format_runs(t.times),
          "speed-up": f"{grouped.median / t.median:.2f}×"}
         for name, t in [("groupByKey().mapValues(sum)", grouped), ("reduceByKey(add)", reduced)]
     ]
@@ -226,42 +220,41 @@ def shuffle_rows(sc) -> tuple[list[dict[str, str]], float]:
 
 
 def main() -> None:
-    from scalelab.bench import load_average, record
+    from scalelab.bench import Benchmark, started
     from scalelab.spark import get_spark, stop_spark
 
-    load_before = load_average()
-    spark = get_spark("bench-02-spark-rdd")
-    sc = spark.sparkContext
-    sc.parallelize(range(1000), 4).map(lambda x: x * x).sum()  # start the Python workers
-    where = f"Spark {spark.version}, master {sc.master}, default parallelism {sc.defaultParallelism}"
-    try:
+    benchmark = Benchmark(__file__)
+    with started(lambda: get_spark("bench-02-spark-rdd"), stop_spark) as (spark, _):
+        sc = spark.sparkContext
+        sc.parallelize(range(1000), 4).map(lambda x: x * x).sum()  # start the Python workers
+        where = f"Spark {spark.version}, master {sc.master}, default parallelism {sc.defaultParallelism}"
         with tempfile.TemporaryDirectory(prefix="scalelab-bench-rdd-") as folder:
-            started = time.perf_counter()
+            began = time.perf_counter()
             pagerank, worst = pagerank_rows(sc, Path(folder))
-            print(f"PageRank done in {time.perf_counter() - started:.0f} s", flush=True)
+            print(f"PageRank done in {time.perf_counter() - began:.0f} s", flush=True)
             cache = cache_rows(sc, Path(folder))
         shuffle, top_share = shuffle_rows(sc)
-    finally:
-        stop_spark()
     common = (f"Medians of {REPEAT} runs ({WARMUP} warm-up for the Spark runs; a small job warms the workers "
-              f"first). {where}. Load average (1/5/15 min) before: {load_before}; after: {load_average()}. "
+              f"first). {where}. {benchmark.load_note()}. "
               "The machine's 2 cores were shared with other work while this ran.")
-    record(RESULTS, SECTION_PAGERANK, pagerank, COMMAND,
-           f"`make_web_graph({N_NODES:,}, {N_EDGES:,}, seed={SEED})` written as a text file of edges; each "
-           f"Spark run reads it, builds the links (dangling nodes included) and runs {ITERATIONS} iterations "
-           f"(damping {DAMPING}, dangling mass spread evenly, as networkx does), ending with `collectAsMap`. "
-           "SciPy: `csr_matrix` built from the edges in memory, then the same 10 matrix-vector iterations "
-           f"(timing includes building the matrix). The three results agree within {worst:.1e}. " + common)
-    record(RESULTS, SECTION_CACHE, cache, COMMAND,
-           f"{LR_POINTS:,} points with {LR_FEATURES} features (+ intercept) from `make_labelled_points`, a "
-           f"CSV text file in 4 partitions; {LR_EPOCHS} epochs of batch gradient descent, weights broadcast "
-           "each epoch, the gradient summed with `reduce`. Without cache, every epoch reads and parses the file "
-           "again. " + common)
-    record(RESULTS, SECTION_SHUFFLE, shuffle, COMMAND,
-           f"{PAIRS:,} (key, value) pairs in 8 partitions, cached, keys drawn from {KEYS:,} with Zipf "
-           f"frequencies (the most common key holds {top_share:.1%} of the pairs); the sum per key collected "
-           "to the driver. " + common)
-    print(f"recorded in {RESULTS}")
+    benchmark.record(
+        SECTION_PAGERANK, pagerank,
+        f"`make_web_graph({N_NODES:,}, {N_EDGES:,}, seed={SEED})` written as a text file of edges; each "
+        f"Spark run reads it, builds the links (dangling nodes included) and runs {ITERATIONS} iterations "
+        f"(damping {DAMPING}, dangling mass spread evenly, as networkx does), ending with `collectAsMap`. "
+        "SciPy: `csr_matrix` built from the edges in memory, then the same 10 matrix-vector iterations "
+        f"(timing includes building the matrix). The three results agree within {worst:.1e}. " + common)
+    benchmark.record(
+        SECTION_CACHE, cache,
+        f"{LR_POINTS:,} points with {LR_FEATURES} features (+ intercept) from `make_labelled_points`, a "
+        f"CSV text file in 4 partitions; {LR_EPOCHS} epochs of batch gradient descent, weights broadcast "
+        "each epoch, the gradient summed with `reduce`. Without cache, every epoch reads and parses the file "
+        "again. " + common)
+    benchmark.record(
+        SECTION_SHUFFLE, shuffle,
+        f"{PAIRS:,} (key, value) pairs in 8 partitions, cached, keys drawn from {KEYS:,} with Zipf "
+        f"frequencies (the most common key holds {top_share:.1%} of the pairs); the sum per key collected "
+        "to the driver. " + common)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,9 @@ Classic local session (`get_spark()`, local[*], 2 shared cores). Run: `python -m
 
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
-from scalelab.bench import load_average, record, time_it
+from scalelab.bench import Benchmark, format_runs, started, time_it
 
 EVENTS = (50_000, 200_000, 800_000)
 FORMAT_EVENTS = 800_000
@@ -31,8 +30,6 @@ DAY = "2024-03-08"
 REPEAT = 5
 WARMUP = 2
 SEED = 0
-RESULTS = Path(__file__).resolve().with_name("RESULTS.md")
-COMMAND = "python -m bench bench_03_spark_sql"
 SECTION_COLLECTOR = "03-spark-sql: the offline collector over page-view logs of three sizes"
 SECTION_FORMATS = "03-spark-sql: one selective query on CSV, JSON and partitioned Parquet"
 SECTION_UDF = "03-spark-sql: built-in function vs Python UDF vs pandas (Arrow) UDF"
@@ -49,10 +46,6 @@ def collector(spark, folder: str, users):
     counts = chosen.groupBy("authenticated_user_id", "page_url_path").agg(
         F.count_distinct("page_view_id").alias("count_views"))
     return counts.count()
-
-
-def _runs(timing) -> str:
-    return ", ".join(f"{t:.2f}" for t in timing.times)
 
 
 def _size(path: Path) -> int:
@@ -76,7 +69,7 @@ def collector_rows(spark, root: Path, users) -> list[dict[str, str]]:
             "malformed lines": f"{files.malformed:,}",
             "result rows": f"{timing.result:,}",
             "median (s)": f"{timing.median:.2f}",
-            "runs (s)": _runs(timing),
+            "runs (s)": format_runs(timing.times),
             "time / smallest": f"{timing.median / first[1]:.2f}× for {n / first[0]:g}× the events",
             "µs per event": f"{timing.median / n * 1e6:.1f}",
         })
@@ -127,7 +120,7 @@ def format_rows(spark, root: Path, users) -> list[dict[str, str]]:
             "format": name,
             "on disk (MB)": f"{_size(paths[name]) / 1e6:.1f}",
             "median (s)": f"{timing.median:.3f}",
-            "runs (s)": ", ".join(f"{t:.3f}" for t in timing.times),
+            "runs (s)": format_runs(timing.times, 3),
             "time / Parquet": f"{timing.median / parquet_median:.1f}×",
         })
     return rows
@@ -168,7 +161,7 @@ def udf_rows(spark) -> list[dict[str, str]]:
         raise RuntimeError("the three section columns disagree")
     base = timings["built-in (split, lower)"].median
     table.unpersist()
-    return [{"method": name, "median (s)": f"{t.median:.3f}", "runs (s)": ", ".join(f"{x:.3f}" for x in t.times),
+    return [{"method": name, "median (s)": f"{t.median:.3f}", "runs (s)": format_runs(t.times, 3),
              "time / built-in": f"{t.median / base:.1f}×"} for name, t in timings.items()]
 
 
@@ -176,13 +169,10 @@ def main() -> None:
     from scalelab.datasets.events import make_users
     from scalelab.spark import get_spark, stop_spark
 
-    load_before = load_average()
-    start = time.perf_counter()
-    spark = get_spark("bench-03")
-    started_in = time.perf_counter() - start
-    users = spark.createDataFrame(make_users(N_USERS, seed=SEED)).cache()
-    users.count()
-    try:
+    benchmark = Benchmark(__file__)
+    with started(lambda: get_spark("bench-03"), stop_spark) as (spark, started_in):
+        users = spark.createDataFrame(make_users(N_USERS, seed=SEED)).cache()
+        users.count()
         with tempfile.TemporaryDirectory(prefix="scalelab-bench-sql-") as tmp:
             root = Path(tmp)
             collected = collector_rows(spark, root, users)
@@ -190,27 +180,27 @@ def main() -> None:
         udfs = udf_rows(spark)
         master = spark.conf.get("spark.master", "local[*]")
         version = spark.version
-    finally:
-        stop_spark()
     common = (f"Medians of {REPEAT} runs after {WARMUP} warm-up run; Spark {version}, master {master}, "
-              f"session started in {started_in:.1f} s (not included). Load average (1/5/15 min) before: "
-              f"{load_before}; after: {load_average()} (the 2 cores were shared with other work).")
-    record(RESULTS, SECTION_COLLECTOR, collected, COMMAND,
-           f"Query: `read.schema(...).option('mode', 'DROPMALFORMED').json(folder)`, inner join with a cached "
-           f"users table of {N_USERS:,} rows, `country_code = '{COUNTRY}'` and `to_date(view_tstamp) >= {SINCE}`, "
-           "`count_distinct(page_view_id)` per (user, page), then `count()`. Logs from "
-           f"`write_page_views(folder, n, seed={SEED}, files=8, n_users={N_USERS:,}, n_pages={N_PAGES:,}, "
-           f"days={DAYS})` (1 % malformed lines). " + common)
-    record(RESULTS, SECTION_FORMATS, formats, COMMAND,
-           f"The collector's {FORMAT_EVENTS:,} events joined (left) with the users' country and a `view_date` "
-           f"column, written once per format (Spark's default compression: none for CSV/JSON, snappy for "
-           f"Parquet). Query: `view_date = {DAY}`, `country_code = '{COUNTRY}'`, `device = 'mobile'`, views per "
-           "page. CSV and JSON are read with the declared schema (no inference pass). " + common)
-    record(RESULTS, SECTION_UDF, udfs, COMMAND,
-           f"`section` = the first segment of the page path, lower case, on {UDF_ROWS:,} cached rows, then a "
-           "groupBy count: `F.lower(F.split(path, '/')[1])`, `@pandas_udf` with pandas string methods, and "
-           "`udf(..., useArrow=False)` (pickled rows, one Python call per row). " + common)
-    print(f"recorded in {RESULTS}")
+              f"session started in {started_in:.1f} s (not included). {benchmark.load_note()} "
+              "(the 2 cores were shared with other work).")
+    benchmark.record(
+        SECTION_COLLECTOR, collected,
+        f"Query: `read.schema(...).option('mode', 'DROPMALFORMED').json(folder)`, inner join with a cached "
+        f"users table of {N_USERS:,} rows, `country_code = '{COUNTRY}'` and `to_date(view_tstamp) >= {SINCE}`, "
+        "`count_distinct(page_view_id)` per (user, page), then `count()`. Logs from "
+        f"`write_page_views(folder, n, seed={SEED}, files=8, n_users={N_USERS:,}, n_pages={N_PAGES:,}, "
+        f"days={DAYS})` (1 % malformed lines). " + common)
+    benchmark.record(
+        SECTION_FORMATS, formats,
+        f"The collector's {FORMAT_EVENTS:,} events joined (left) with the users' country and a `view_date` "
+        f"column, written once per format (Spark's default compression: none for CSV/JSON, snappy for "
+        f"Parquet). Query: `view_date = {DAY}`, `country_code = '{COUNTRY}'`, `device = 'mobile'`, views per "
+        "page. CSV and JSON are read with the declared schema (no inference pass). " + common)
+    benchmark.record(
+        SECTION_UDF, udfs,
+        f"`section` = the first segment of the page path, lower case, on {UDF_ROWS:,} cached rows, then a "
+        "groupBy count: `F.lower(F.split(path, '/')[1])`, `@pandas_udf` with pandas string methods, and "
+        "`udf(..., useArrow=False)` (pickled rows, one Python call per row). " + common)
 
 
 if __name__ == "__main__":

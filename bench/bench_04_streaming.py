@@ -14,11 +14,10 @@ Run: `python -m bench bench_04_streaming`.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 
-from scalelab.bench import load_average, record, time_it
+from scalelab.bench import Benchmark, rows_markdown, started, time_it
 
 SIZES = (20_000, 80_000, 320_000)
 FILES = 8
@@ -26,8 +25,6 @@ PER_TRIGGER = (1, 2, 4, 8)
 STATE_EVENTS = 4_000
 REPEAT = 3
 WARMUP = 1
-RESULTS = Path(__file__).resolve().with_name("RESULTS.md")
-COMMAND = "python -m bench bench_04_streaming"
 SECTION = "04-streaming: a windowed count as a stream and as a batch job; batch size; state and watermarks"
 
 
@@ -57,67 +54,59 @@ def main() -> None:
     from scalelab.datasets.streams import EVENT_SCHEMA, drain, event_feed
     from scalelab.spark import get_spark, stop_spark
 
-    spark = get_spark("bench-04-streaming")
-    spark.conf.set("spark.sql.shuffle.partitions", "2")
-    before = load_average()
-    root = Path(tempfile.mkdtemp(prefix="bench-04-"))
-    size_rows, batch_rows, state_rows = [], [], []
-    try:
-        for n in SIZES:
-            folder = str(event_feed(root / f"events-{n}", n, FILES, seed=0, seconds_apart=0.5).folder)
-            batch = time_it(lambda folder=folder: as_batch(spark, folder), repeat=REPEAT, warmup=WARMUP)
-            stream = time_it(lambda folder=folder: as_stream(spark, folder, 4, root)[0], repeat=REPEAT, warmup=WARMUP)
-            print(f"{n:>8} events: batch {batch}, stream {stream}", flush=True)
-            size_rows.append({
-                "events": f"{n:,}", "windows": f"{batch.result}",
-                "batch median (s)": f"{batch.median:.2f}", "stream median (s)": f"{stream.median:.2f}",
-                "batch events/s": f"{n / batch.median:,.0f}", "stream events/s": f"{n / stream.median:,.0f}",
-                "stream / batch": f"{stream.median / batch.median:.2f}×",
-            })
-        middle = str(root / f"events-{SIZES[1]}")
-        for per_trigger in PER_TRIGGER:
-            runs = []
+    with started(lambda: get_spark("bench-04-streaming"), stop_spark) as (spark, _):
+        spark.conf.set("spark.sql.shuffle.partitions", "2")
+        benchmark = Benchmark(__file__)
+        size_rows, batch_rows, state_rows = [], [], []
+        with tempfile.TemporaryDirectory(prefix="bench-04-", ignore_cleanup_errors=True) as tmp:
+            root = Path(tmp)
+            for n in SIZES:
+                folder = str(event_feed(root / f"events-{n}", n, FILES, seed=0, seconds_apart=0.5).folder)
+                batch = time_it(lambda folder=folder: as_batch(spark, folder), repeat=REPEAT, warmup=WARMUP)
+                stream = time_it(lambda folder=folder: as_stream(spark, folder, 4, root)[0],
+                                 repeat=REPEAT, warmup=WARMUP)
+                print(f"{n:>8} events: batch {batch}, stream {stream}", flush=True)
+                size_rows.append({
+                    "events": f"{n:,}", "windows": f"{batch.result}",
+                    "batch median (s)": f"{batch.median:.2f}", "stream median (s)": f"{stream.median:.2f}",
+                    "batch events/s": f"{n / batch.median:,.0f}", "stream events/s": f"{n / stream.median:,.0f}",
+                    "stream / batch": f"{stream.median / batch.median:.2f}×",
+                })
+            middle = str(root / f"events-{SIZES[1]}")
+            for per_trigger in PER_TRIGGER:
+                runs = []
 
-            def run(p=per_trigger, runs=runs):
-                runs.append(as_stream(spark, middle, p, root)[1])
-                return len(runs)
+                def run(p=per_trigger, runs=runs):
+                    runs.append(as_stream(spark, middle, p, root)[1])
+                    return len(runs)
 
-            timing = time_it(run, repeat=REPEAT, warmup=WARMUP)
-            progress = runs[-1].recentProgress
-            per_batch = [r["durationMs"]["triggerExecution"] / 1000 for r in progress]
-            print(f"maxFilesPerTrigger={per_trigger}: {len(progress)} batches, {timing}", flush=True)
-            batch_rows.append({
-                "maxFilesPerTrigger": per_trigger, "micro-batches": len(progress),
-                "median (s)": f"{timing.median:.2f}",
-                "mean batch (s)": f"{sum(per_batch) / len(per_batch):.2f}",
-                "events/s": f"{SIZES[1] / timing.median:,.0f}",
-            })
-        growing = event_feed(root / "growing", STATE_EVENTS, FILES, seed=1, seconds_apart=30).folder
-        source = spark.readStream.schema(EVENT_SCHEMA).option("maxFilesPerTrigger", 1).json(str(growing))
-        from pyspark.sql import functions as F
+                timing = time_it(run, repeat=REPEAT, warmup=WARMUP)
+                progress = runs[-1].recentProgress
+                per_batch = [r["durationMs"]["triggerExecution"] / 1000 for r in progress]
+                print(f"maxFilesPerTrigger={per_trigger}: {len(progress)} batches, {timing}", flush=True)
+                batch_rows.append({
+                    "maxFilesPerTrigger": per_trigger, "micro-batches": len(progress),
+                    "median (s)": f"{timing.median:.2f}",
+                    "mean batch (s)": f"{sum(per_batch) / len(per_batch):.2f}",
+                    "events/s": f"{SIZES[1] / timing.median:,.0f}",
+                })
+            growing = event_feed(root / "growing", STATE_EVENTS, FILES, seed=1, seconds_apart=30).folder
+            source = spark.readStream.schema(EVENT_SCHEMA).option("maxFilesPerTrigger", 1).json(str(growing))
+            from pyspark.sql import functions as F
 
-        for label, frame in (("no watermark", source),
-                             ("10-minute watermark", source.withWatermark("event_time", "10 minutes"))):
-            _, query = drain(frame.groupBy(F.window("event_time", "5 minutes")).count(), "update", root)
-            states = [r["stateOperators"][0] for r in query.recentProgress]
-            print(label, [s["numRowsTotal"] for s in states], flush=True)
-            state_rows.append({
-                "query": label,
-                "state rows after each batch": ", ".join(str(s["numRowsTotal"]) for s in states),
-                "state bytes, first → last batch":
-                    f"{states[0]['memoryUsedBytes']:,} → {states[-1]['memoryUsedBytes']:,}",
-            })
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-        after = load_average()
-        version = spark.version
-        stop_spark()
-    tables = []
-    from scalelab.bench import markdown_table
-
-    for rows in (size_rows, batch_rows, state_rows):
-        header = list(rows[0])
-        tables.append(markdown_table(header, [[r[h] for h in header] for r in rows]))
+            for label, frame in (("no watermark", source),
+                                 ("10-minute watermark", source.withWatermark("event_time", "10 minutes"))):
+                _, query = drain(frame.groupBy(F.window("event_time", "5 minutes")).count(), "update", root)
+                states = [r["stateOperators"][0] for r in query.recentProgress]
+                print(label, [s["numRowsTotal"] for s in states], flush=True)
+                state_rows.append({
+                    "query": label,
+                    "state rows after each batch": ", ".join(str(s["numRowsTotal"]) for s in states),
+                    "state bytes, first → last batch":
+                        f"{states[0]['memoryUsedBytes']:,} → {states[-1]['memoryUsedBytes']:,}",
+                })
+        load, version = benchmark.load_note(), spark.version
+    tables = "\n\n".join(rows_markdown(rows) for rows in (size_rows, batch_rows, state_rows))
     notes = (
         f"Events from `event_feed(folder, n, {FILES}, seed=0, seconds_apart=0.5)` (8 JSON-lines files; 15 % "
         "purchases). First table: the windowed count (purchases and revenue per 10-minute window) as a batch "
@@ -126,11 +115,9 @@ def main() -> None:
         "`maxFilesPerTrigger` (mean batch = `durationMs.triggerExecution`). Third: a 5-minute windowed count in "
         f"update mode over {STATE_EVENTS:,} events (33 hours of event time, 8 files, one a batch), from "
         f"`stateOperators`. Medians of {REPEAT} runs after {WARMUP} warm-up. Spark {version}, local[*], "
-        f"2 shuffle partitions. Load average (1/5/15 min) before: {before}; after: {after}. The machine's 2 "
-        "cores were shared with other work while this ran."
+        f"2 shuffle partitions. {load}. The machine's 2 cores were shared with other work while this ran."
     )
-    record(RESULTS, SECTION, "\n\n".join(tables), COMMAND, notes)
-    print(f"recorded in {RESULTS}")
+    benchmark.record(SECTION, tables, notes)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,8 @@ runs tiny sizes once, to check the script, and records nothing.
 from __future__ import annotations
 
 import os
-import time
-from pathlib import Path
 
-from scalelab.bench import load_average, record, time_it
+from scalelab.bench import Benchmark, format_runs, started, time_it
 
 QUICK = bool(os.environ.get("SCALELAB_BENCH_QUICK"))
 REPEAT, WARMUP = (1, 0) if QUICK else (3, 0)  # every section warms the JVM with one fit first
@@ -29,16 +27,10 @@ ALS_SIZES = ((100, 10),) if QUICK else ((1_000, 20), (4_000, 40))  # (users, rat
 ALS_ITEMS = 500
 ALS_RANKS = (5, 20)
 TEXT_DOCS = (500,) if QUICK else (10_000, 40_000)
-RESULTS = Path(__file__).resolve().with_name("RESULTS.md")
-COMMAND = "python -m bench bench_05_mllib"
 SECTION_CV = "05-mllib: CrossValidator cost versus grid size and parallelism"
 SECTION_LR = "05-mllib: logistic regression fit time, MLlib versus scikit-learn"
 SECTION_ALS = "05-mllib: ALS fit time and test RMSE versus rank and ratings"
 SECTION_TEXT = "05-mllib: CountVectorizer versus HashingTF before IDF"
-
-
-def _runs(timing) -> str:
-    return ", ".join(f"{t:.2f}" for t in timing.times)
 
 
 def cv_rows(spark) -> list[dict[str, str]]:
@@ -68,7 +60,8 @@ def cv_rows(spark) -> list[dict[str, str]]:
             print(f"grid {len(grid)} parallelism {parallelism}: {timing}", flush=True)
             rows.append({"combinations": str(len(grid)), "fits (2 folds + refit)": str(2 * len(grid) + 1),
                          "parallelism": str(parallelism), "median (s)": f"{timing.median:.2f}",
-                         "runs (s)": _runs(timing), "per fit (s)": f"{timing.median / (2 * len(grid) + 1):.2f}"})
+                         "runs (s)": format_runs(timing.times),
+                         "per fit (s)": f"{timing.median / (2 * len(grid) + 1):.2f}"})
     curve.unpersist()
     return rows
 
@@ -97,7 +90,8 @@ def lr_rows(spark) -> list[dict[str, str]]:
         spark_w = np.concatenate([[mllib.result.intercept], mllib.result.coefficients.toArray()])
         sk_w = np.concatenate([sk.result.intercept_, sk.result.coef_[0]])
         print(f"{n:>8} points: MLlib {mllib}; scikit-learn {sk}", flush=True)
-        rows.append({"points": f"{n:,}", "MLlib median (s)": f"{mllib.median:.2f}", "MLlib runs (s)": _runs(mllib),
+        rows.append({"points": f"{n:,}", "MLlib median (s)": f"{mllib.median:.2f}",
+                     "MLlib runs (s)": format_runs(mllib.times),
                      "scikit-learn median (s)": f"{sk.median:.3f}",
                      "MLlib / scikit-learn": f"{mllib.median / sk.median:.0f}×",
                      "max |weight difference|": f"{np.abs(spark_w - sk_w).max():.1e}"})
@@ -129,7 +123,7 @@ def als_rows(spark) -> list[dict[str, str]]:
             rmse = RegressionEvaluator(labelCol="rating").evaluate(timing.result.transform(test))
             print(f"{n_train:>7} ratings rank {rank}: {timing}, RMSE {rmse:.3f}", flush=True)
             rows.append({"training ratings": f"{n_train:,}", "users": f"{users:,}", "rank": str(rank),
-                         "fit median (s)": f"{timing.median:.2f}", "runs (s)": _runs(timing),
+                         "fit median (s)": f"{timing.median:.2f}", "runs (s)": format_runs(timing.times),
                          "test RMSE": f"{rmse:.3f}"})
         train.unpersist()
         test.unpersist()
@@ -158,7 +152,7 @@ def text_rows(spark) -> list[dict[str, str]]:
             timing = time_it(run, repeat=REPEAT, warmup=WARMUP)
             print(f"{n:>7} reviews {name}: {timing}", flush=True)
             rows.append({"reviews": f"{n:,}", "term counts": name, "fit + transform median (s)": f"{timing.median:.2f}",
-                         "runs (s)": _runs(timing)})
+                         "runs (s)": format_runs(timing.times)})
         docs.unpersist()
     return rows
 
@@ -166,41 +160,39 @@ def text_rows(spark) -> list[dict[str, str]]:
 def main() -> None:
     from scalelab.spark import get_spark, stop_spark
 
-    load_before = load_average()
-    start = time.perf_counter()
-    spark = get_spark("bench-05")
-    started_in = time.perf_counter() - start
-    try:
+    benchmark = Benchmark(__file__)
+    with started(lambda: get_spark("bench-05"), stop_spark) as (spark, started_in):
         cv = cv_rows(spark)
         lr = lr_rows(spark)
         als = als_rows(spark)
         text = text_rows(spark)
         master = spark.conf.get("spark.master", "local[*]")
         version = spark.version
-    finally:
-        stop_spark()
     if QUICK:
         print("quick run: nothing recorded")
         return
     common = (f"Medians of {REPEAT} runs after {WARMUP} warm-up run; Spark {version}, master {master}, session "
-              f"started in {started_in:.1f} s (not included). Load average (1/5/15 min) before: {load_before}; "
-              f"after: {load_average()} (the 2 cores were shared with other work).")
-    record(RESULTS, SECTION_CV, cv, COMMAND,
-           f"`make_curve({CV_ROWS:,})` cached; pipeline VectorAssembler → PolynomialExpansion → LinearRegression "
-           "(normal equations); grids over degree {1, 3} × fitIntercept × regParam; `foldCol='fold'`, 2 folds, "
-           "RMSE. " + common)
-    record(RESULTS, SECTION_LR, lr, COMMAND,
-           f"`make_labelled_points(n, {LR_FEATURES}, seed=2)`; MLlib `LogisticRegression()` (regParam 0, L-BFGS, "
-           "internal standardisation) on a cached DataFrame in 4 partitions; scikit-learn "
-           "`LogisticRegression(C=inf)` (lbfgs) on the NumPy array in this process. " + common)
-    record(RESULTS, SECTION_ALS, als, COMMAND,
-           f"Latest ratings of `make_ratings(users, {ALS_ITEMS}, ratings_per_user, seed=3)`, 80/20 split by a hash "
-           "of (user, item); `ALS(maxIter=10, regParam=0.1, coldStartStrategy='drop')`; RMSE on the test rows. "
-           + common)
-    record(RESULTS, SECTION_TEXT, text, COMMAND,
-           "`make_reviews(n)` tokenised and cached; `Pipeline([CountVectorizer or HashingTF(2^12), IDF]).fit` then "
-           "`transform` and a count. " + common)
-    print(f"recorded in {RESULTS}")
+              f"started in {started_in:.1f} s (not included). {benchmark.load_note()} "
+              "(the 2 cores were shared with other work).")
+    benchmark.record(
+        SECTION_CV, cv,
+        f"`make_curve({CV_ROWS:,})` cached; pipeline VectorAssembler → PolynomialExpansion → LinearRegression "
+        "(normal equations); grids over degree {1, 3} × fitIntercept × regParam; `foldCol='fold'`, 2 folds, "
+        "RMSE. " + common)
+    benchmark.record(
+        SECTION_LR, lr,
+        f"`make_labelled_points(n, {LR_FEATURES}, seed=2)`; MLlib `LogisticRegression()` (regParam 0, L-BFGS, "
+        "internal standardisation) on a cached DataFrame in 4 partitions; scikit-learn "
+        "`LogisticRegression(C=inf)` (lbfgs) on the NumPy array in this process. " + common)
+    benchmark.record(
+        SECTION_ALS, als,
+        f"Latest ratings of `make_ratings(users, {ALS_ITEMS}, ratings_per_user, seed=3)`, 80/20 split by a hash "
+        "of (user, item); `ALS(maxIter=10, regParam=0.1, coldStartStrategy='drop')`; RMSE on the test rows. "
+        + common)
+    benchmark.record(
+        SECTION_TEXT, text,
+        "`make_reviews(n)` tokenised and cached; `Pipeline([CountVectorizer or HashingTF(2^12), IDF]).fit` then "
+        "`transform` and a count. " + common)
 
 
 if __name__ == "__main__":

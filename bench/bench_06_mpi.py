@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
-from scalelab.bench import load_average, record
+from scalelab.bench import Benchmark
 from scalelab.mpi import run_mpi
 
-RESULTS = Path(__file__).resolve().with_name("RESULTS.md")
-COMMAND = "python -m bench bench_06_mpi"
 SCALING = "06-mpi: scaling of Monte Carlo pi and the heat stencil"
 ALLREDUCE = "06-mpi: pickle versus buffer Allreduce"
 PROCESSES = (1, 2, 4)
@@ -144,14 +141,13 @@ def allreduce_rows() -> list[dict[str, str]]:
 
 
 def main() -> None:
-    load = load_average()
+    benchmark = Benchmark(__file__)
     cores = os.cpu_count()
     notes = (f"Median of {REPEAT} runs, timed inside the program (slowest rank, after a Barrier). "
              f"{cores} logical cores: runs with more processes than that are oversubscribed. "
-             f"Load average at the start: {load}.")
-    record(RESULTS, SCALING, scaling_rows(), COMMAND, notes + " Speed-up = T(1) / T(n); efficiency = speed-up / n.")
-    record(RESULTS, ALLREDUCE, allreduce_rows(), COMMAND, notes + " 2 processes; the sum of 2 arrays of ones.")
-    print(f"recorded in {RESULTS}")
+             f"Load average at the start: {benchmark.load_before}.")
+    benchmark.record(SCALING, scaling_rows(), notes + " Speed-up = T(1) / T(n); efficiency = speed-up / n.")
+    benchmark.record(ALLREDUCE, allreduce_rows(), notes + " 2 processes; the sum of 2 arrays of ones.")
 
 
 if __name__ == "__main__":

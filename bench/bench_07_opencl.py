@@ -9,19 +9,16 @@ copies in and out ("with copies"). Every OpenCL result is checked against NumPy 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 
-from scalelab.bench import load_average, record, time_it
+from scalelab.bench import Benchmark, time_it
 
 VECTOR_SIZES = (100_000, 1_000_000, 10_000_000)
 MATRIX_SIZES = (256, 512, 768)
 REPEAT = 3
 WARMUP = 1
 TILE = 16
-RESULTS = Path(__file__).resolve().with_name("RESULTS.md")
-COMMAND = "python -m bench bench_07_opencl"
 SECTION = "07-opencl: NumPy vs OpenCL (elementwise, reduction, scan, matmul)"
 
 MATMUL_SOURCE = """
@@ -186,7 +183,7 @@ def main() -> None:
 
     from scalelab.opencl import _device_info, get_context
 
-    load_before = load_average()
+    benchmark = Benchmark(__file__)
     context = get_context()
     queue = cl.CommandQueue(context)
     device = _device_info(context.devices[0]).describe()
@@ -207,12 +204,10 @@ def main() -> None:
         "Ratios above 1× mean OpenCL is faster than NumPy. Kernels: `ElementwiseKernel`, `ReductionKernel`, "
         "`InclusiveScanKernel`, and the naive and tiled (16×16 local-memory tiles) matrix products of "
         f"`07-local-memory`. NumPy {np.__version__}; every OpenCL result checked against NumPy. "
-        f"Total {elapsed:.0f} s. Load average (1/5/15 min) before: {load_before}; after: "
-        + load_average()
-        + ". The machine is shared, so figures can vary between runs by tens of percent."
+        f"Total {elapsed:.0f} s. {benchmark.load_note()}. The machine is shared, so figures can vary between runs "
+        "by tens of percent."
     )
-    record(RESULTS, SECTION, rows, COMMAND, notes)
-    print(f"recorded in {RESULTS}")
+    benchmark.record(SECTION, rows, notes)
 
 
 if __name__ == "__main__":

@@ -10,13 +10,12 @@
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from scalelab.bench import load_average, record, time_it
+from scalelab.bench import Benchmark, format_runs, started, time_it
 
 ROWS = (100_000, 1_000_000, 4_000_000)  # rows in all, in files of at most ROWS_PER_FILE rows
 ROWS_PER_FILE = 500_000
@@ -26,8 +25,6 @@ PRODUCTS = np.array(["apples", "bread", "cheese", "coffee", "eggs", "milk", "ric
 REPEAT = 3
 WARMUP = 1
 SEED = 0
-RESULTS = Path(__file__).resolve().with_name("RESULTS.md")
-COMMAND = "python -m bench bench_08_dask"
 SECTION_GROUPBY = "08-dask: one groupby over CSV files, pandas vs dask.dataframe"
 SECTION_CHUNKS = "08-dask: chunk size of a dask.array sum"
 
@@ -62,10 +59,6 @@ def query_dask(folder: Path) -> pd.Series:
     return table.groupby("product")["quantity"].mean().compute().sort_index()
 
 
-def _runs(timing) -> str:
-    return ", ".join(f"{t:.3f}" for t in timing.times)
-
-
 def groupby_rows(folder: Path) -> list[dict[str, str]]:
     rows = []
     for n in ROWS:
@@ -84,8 +77,8 @@ def groupby_rows(folder: Path) -> list[dict[str, str]]:
             "CSV (MB)": f"{size / 1e6:.1f}",
             "pandas median (s)": f"{pandas_t.median:.3f}",
             "Dask median (s)": f"{dask_t.median:.3f}",
-            "pandas runs (s)": _runs(pandas_t),
-            "Dask runs (s)": _runs(dask_t),
+            "pandas runs (s)": format_runs(pandas_t.times, 3),
+            "Dask runs (s)": format_runs(dask_t.times, 3),
             "Dask speed-up": f"{pandas_t.median / dask_t.median:.2f}×",
         })
     return rows
@@ -108,11 +101,12 @@ def chunk_rows() -> list[dict[str, str]]:
             "chunks": str(values.npartitions),
             "tasks in the sum's graph": str(len(total.__dask_graph__())),
             "median (s)": f"{timing.median:.4f}",
-            "runs (s)": ", ".join(f"{t:.4f}" for t in timing.times),
+            "runs (s)": format_runs(timing.times, 4),
         })
         del values
     rows.append({"chunk (elements)": "NumPy, one array", "chunk (MB)": f"{ARRAY_SIZE * 8 / 1e6:g}", "chunks": "1",
-                 "tasks in the sum's graph": "-", "median (s)": f"{numpy_t.median:.4f}", "runs (s)": _runs(numpy_t)})
+                 "tasks in the sum's graph": "-", "median (s)": f"{numpy_t.median:.4f}",
+                 "runs (s)": format_runs(numpy_t.times, 3)})
     return rows
 
 
@@ -121,32 +115,26 @@ def main() -> None:
 
     from scalelab.dask import close_client, get_client
 
-    load_before = load_average()
-    start = time.perf_counter()
-    client = get_client()
-    started_in = time.perf_counter() - start
-    workers = client.scheduler_info(n_workers=-1)["workers"]
-    threads = sum(w["nthreads"] for w in workers.values())
-    cluster = f"Dask {dask.__version__}, {len(workers)} worker processes with {threads} threads in all"
-    try:
+    benchmark = Benchmark(__file__)
+    with started(get_client, close_client) as (client, started_in):
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+        threads = sum(w["nthreads"] for w in workers.values())
+        cluster = f"Dask {dask.__version__}, {len(workers)} worker processes with {threads} threads in all"
         with tempfile.TemporaryDirectory(prefix="scalelab-bench-dask-") as folder:
             groupby = groupby_rows(Path(folder))
         chunks = chunk_rows()
-    finally:
-        close_client()
-    common = (
-        f"Medians of {REPEAT} runs after {WARMUP} warm-up run. {cluster}; starting the cluster took "
-        f"{started_in:.1f} s (not included). Load average (1/5/15 min) before: {load_before}; after: {load_average()}."
-    )
-    record(RESULTS, SECTION_GROUPBY, groupby, COMMAND,
-           "Query: mean quantity per product, reading every CSV file each run (pandas: `read_csv` per file, "
-           f"`concat`, `groupby`; Dask: `dd.read_csv(glob)`, one partition per file). Files of at most "
-           f"{ROWS_PER_FILE:,} rows with the columns of the 08-dataframes lab. Speed-up = pandas / Dask. " + common)
-    record(RESULTS, SECTION_CHUNKS, chunks, COMMAND,
-           f"`x.sum().compute()` on {ARRAY_SIZE:,} float64 values ({ARRAY_SIZE * 8 / 1e6:g} MB) made and persisted "
-           "on the workers by `da.random`, so the timing is the reduction only; the last row is NumPy's "
-           "`sum` on the same number of values in this process. " + common)
-    print(f"recorded in {RESULTS}")
+    common = (f"Medians of {REPEAT} runs after {WARMUP} warm-up run. {cluster}; starting the cluster took "
+              f"{started_in:.1f} s (not included). {benchmark.load_note()}.")
+    benchmark.record(
+        SECTION_GROUPBY, groupby,
+        "Query: mean quantity per product, reading every CSV file each run (pandas: `read_csv` per file, "
+        f"`concat`, `groupby`; Dask: `dd.read_csv(glob)`, one partition per file). Files of at most "
+        f"{ROWS_PER_FILE:,} rows with the columns of the 08-dataframes lab. Speed-up = pandas / Dask. " + common)
+    benchmark.record(
+        SECTION_CHUNKS, chunks,
+        f"`x.sum().compute()` on {ARRAY_SIZE:,} float64 values ({ARRAY_SIZE * 8 / 1e6:g} MB) made and persisted "
+        "on the workers by `da.random`, so the timing is the reduction only; the last row is NumPy's "
+        "`sum` on the same number of values in this process. " + common)
 
 
 if __name__ == "__main__":

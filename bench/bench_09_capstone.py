@@ -20,14 +20,12 @@ from pathlib import Path
 
 import nbformat
 
-from scalelab.bench import load_average, record
+from scalelab.bench import Benchmark, load_average
 from scalelab.grading.course import source_notebook
 from scalelab.spark import spark_submit
 
 SCALES = (1, 4, 16)
 REPEAT = 1
-RESULTS = Path(__file__).resolve().with_name("RESULTS.md")
-COMMAND = "python -m bench bench_09_capstone"
 SECTION = "09-capstone: the pipeline's stages at three scales (spark-submit, local[*])"
 
 
@@ -64,7 +62,7 @@ def main() -> None:
     script = Path(tempfile.mkdtemp(prefix="bench-capstone-")) / "capstone_pipeline.py"
     script.write_text(pipeline_source())
     rows = []
-    load_before = load_average()
+    benchmark = Benchmark(__file__)
     for scale in SCALES:
         runs = [run_once(script, scale) for _ in range(REPEAT)]
         stages = list(runs[0]["seconds"])
@@ -79,9 +77,9 @@ def main() -> None:
         rows.append(row)
         print(row, flush=True)
     notes = (f"{REPEAT} run(s) a scale (medians when more); each run is a new spark-submit application (local[*]). "
-             f"Load average before: {load_before}; after: {load_average()}. 'spark-submit total' includes the "
-             "JVM start and the Python driver's imports, which no stage counts.")
-    record(RESULTS, SECTION, rows, COMMAND, notes)
+             f"Load average before: {benchmark.load_before}; after: {load_average()}. 'spark-submit total' includes "
+             "the JVM start and the Python driver's imports, which no stage counts.")
+    benchmark.record(SECTION, rows, notes)
 
 
 if __name__ == "__main__":

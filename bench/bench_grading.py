@@ -24,14 +24,12 @@ from pathlib import Path
 
 import nbformat
 
-from scalelab.bench import load_average, record
+from scalelab.bench import Benchmark, load_average
 from scalelab.grading import course
 from scalelab.grading.batch import default_workers, grade_batch
 
 LABS = [("03-spark-sql", "03-dataframes-and-sql"), ("02-spark-rdd", "02-rdd-basics")]
 COPIES = int(os.environ.get("SCALELAB_BENCH_COPIES", "30"))
-RESULTS = Path(__file__).resolve().with_name("RESULTS.md")
-COMMAND = "python -m bench bench_grading"
 SECTION = "Grading a class: make grade vs plain nbgrader autograde"
 
 
@@ -76,6 +74,7 @@ def with_make_grade(assignment: str, notebook: str, students: list[str], root: P
 
 
 def main() -> None:
+    benchmark = Benchmark(__file__)
     table = []
     students = _students(COPIES)
     for assignment, notebook in LABS:
@@ -97,9 +96,10 @@ def main() -> None:
             "identical grades": "yes" if same else "NO",
             "load average after": load_average(),
         })
-    record(RESULTS, SECTION, table, COMMAND if COPIES == 30 else f"SCALELAB_BENCH_COPIES={COPIES} {COMMAND}",
-           notes="Every copy is the solution, so every grade must be full marks both ways. Plain nbgrader "
-                 "runs with the course's configuration (same preprocessors, demonstrations skipped).")
+    command = benchmark.command if COPIES == 30 else f"SCALELAB_BENCH_COPIES={COPIES} {benchmark.command}"
+    notes = ("Every copy is the solution, so every grade must be full marks both ways. Plain nbgrader runs with "
+             "the course's configuration (same preprocessors, demonstrations skipped).")
+    benchmark.record(SECTION, table, notes, command)
 
 
 if __name__ == "__main__":

@@ -11,15 +11,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from scalelab.bench import load_average, record, time_it
+from scalelab.bench import Benchmark, format_runs, started, time_it
 from scalelab.datasets import write_corpus
 
 SIZES = (1_000_000, 4_000_000, 16_000_000)  # words
 SEED = 0
 REPEAT = 3
 WARMUP = 1
-RESULTS = Path(__file__).resolve().with_name("RESULTS.md")
-COMMAND = "python -m bench bench_setup"
 SECTION = "00-setup: word count, plain Python vs Spark DataFrame"
 
 
@@ -51,8 +49,8 @@ def _measure(spark, n_words: int, folder: Path) -> dict[str, str]:
         "write_corpus (s, 1 run)": f"{written_in:.2f}",
         "Python median (s)": f"{python.median:.3f}",
         "Spark median (s)": f"{with_spark.median:.3f}",
-        "Python runs (s)": ", ".join(f"{t:.3f}" for t in python.times),
-        "Spark runs (s)": ", ".join(f"{t:.3f}" for t in with_spark.times),
+        "Python runs (s)": format_runs(python.times, 3),
+        "Spark runs (s)": format_runs(with_spark.times, 3),
         "Spark speed-up": f"{python.median / with_spark.median:.2f}×",
     }
 
@@ -60,25 +58,18 @@ def _measure(spark, n_words: int, folder: Path) -> dict[str, str]:
 def main() -> None:
     from scalelab.spark import get_spark, stop_spark
 
-    load_before = load_average()
-    start = time.perf_counter()
-    spark = get_spark("bench-setup")
-    started_in = time.perf_counter() - start
-    cores, version, master = spark.sparkContext.defaultParallelism, spark.version, spark.sparkContext.master
-    try:
+    benchmark = Benchmark(__file__)
+    with started(lambda: get_spark("bench-setup"), stop_spark) as (spark, started_in):
+        cores, version, master = spark.sparkContext.defaultParallelism, spark.version, spark.sparkContext.master
         with tempfile.TemporaryDirectory(prefix="scalelab-bench-") as folder:
             rows = [_measure(spark, n, Path(folder)) for n in SIZES]
-    finally:
-        stop_spark()
     notes = (
         f"Medians of {REPEAT} runs after {WARMUP} warm-up run; each run reads the file again (from the page "
         f"cache). Corpus: `scalelab.datasets.write_corpus(n_words=..., seed={SEED})`. Spark {version}, "
         f"master `{master}`, default parallelism {cores}; starting the session took {started_in:.1f} s "
-        f"(not included above). Speed-up = Python median / Spark median. "
-        f"Load average (1/5/15 min) before: {load_before}; after: {load_average()}."
+        f"(not included above). Speed-up = Python median / Spark median. {benchmark.load_note()}."
     )
-    record(RESULTS, SECTION, rows, COMMAND, notes)
-    print(f"recorded in {RESULTS}")
+    benchmark.record(SECTION, rows, notes)
 
 
 if __name__ == "__main__":

@@ -12,14 +12,11 @@ import os
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
-from scalelab.bench import load_average, record
+from scalelab.bench import Benchmark, format_runs
 from scalelab.spark import QUICK_JVM_OPTIONS, class_archive_path
 
 REPEAT = 3
-RESULTS = Path(__file__).resolve().with_name("RESULTS.md")
-COMMAND = "python -m bench bench_spark_jvm"
 SECTION = "Spark JVM options: defaults vs C1-only JIT and serial GC vs the class archive, for short jobs"
 
 SESSION = """
@@ -55,7 +52,7 @@ def main() -> None:
     if class_archive_path().exists():
         settings |= {"defaults + class archive": ("", True),
                      "QUICK_JVM_OPTIONS + class archive": (QUICK_JVM_OPTIONS, True)}
-    before = load_average()
+    benchmark = Benchmark(__file__)
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in settings}
     for _ in range(REPEAT):
         for name, (options, archive) in settings.items():
@@ -70,11 +67,11 @@ def main() -> None:
             "session start, median (s)": f"{statistics.median(starts):.1f}",
             "8 queries, median (s)": f"{statistics.median(queries):.1f}",
             "total, median (s)": f"{statistics.median(totals):.1f}",
-            "totals of each run (s)": ", ".join(f"{t:.1f}" for t in totals),
+            "totals of each run (s)": format_runs(totals, 1),
         })
-    record(RESULTS, SECTION, table, COMMAND,
-           notes=f"{REPEAT} runs of each setting, alternating, each a fresh process (`local[*]`, Spark UI off). "
-                 f"Load average (1/5/15 min) before: {before}; after: {load_average()}.")
+    notes = (f"{REPEAT} runs of each setting, alternating, each a fresh process (`local[*]`, Spark UI off). "
+             f"{benchmark.load_note()}.")
+    benchmark.record(SECTION, table, notes)
 
 
 if __name__ == "__main__":

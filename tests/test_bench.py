@@ -129,3 +129,25 @@ def test_markdown_table_keeps_a_pipe_inside_one_cell():
 def test_load_average_is_three_figures_for_the_results_file() -> None:
     figures = bench.load_average().split(" / ")
     assert len(figures) == 3 and all(float(f) >= 0 for f in figures)
+
+
+def test_format_runs_keeps_every_run_at_the_asked_precision() -> None:
+    assert bench.format_runs([1.23456, 0.5]) == "1.23, 0.50"
+    assert bench.format_runs((t for t in [0.01234]), 4) == "0.0123"
+
+
+def test_started_times_the_start_and_stops_even_when_the_block_fails() -> None:
+    stopped = []
+    with pytest.raises(RuntimeError), bench.started(lambda: "engine", lambda: stopped.append(1)) as (engine, s):
+        assert engine == "engine" and s >= 0
+        raise RuntimeError("a run failed")
+    assert stopped == [1]
+
+
+def test_a_benchmark_records_beside_its_script_with_its_command(tmp_path: Path) -> None:
+    benchmark = bench.Benchmark(tmp_path / "bench_x.py")
+    assert benchmark.command == "python -m bench bench_x"
+    assert benchmark.load_note().startswith(f"Load average (1/5/15 min) before: {benchmark.load_before}; after: ")
+    target = benchmark.record("x", [{"n": 1}], "notes")
+    assert target == tmp_path / "RESULTS.md"
+    assert "python -m bench bench_x" in target.read_text() and "| 1 |" in target.read_text()

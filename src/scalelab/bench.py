@@ -10,19 +10,22 @@ numpy, psutil and matplotlib are imported only by the functions that need them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import numpy as np
     from matplotlib.figure import Figure
+
+T = TypeVar("T")
 
 SECTION_PREFIX = "## "
 RESULTS_TITLE = (
@@ -153,7 +156,8 @@ def machine_description() -> dict[str, str]:
     }
 
 
-def _rows_markdown(rows: str | Sequence[Mapping[str, Any]]) -> str:
+def rows_markdown(rows: str | Sequence[Mapping[str, Any]]) -> str:
+    """A markdown table of dict rows (columns in the first row's order); a string is taken as it is."""
     if isinstance(rows, str):
         return rows.strip()
     if not rows:
@@ -165,7 +169,7 @@ def _rows_markdown(rows: str | Sequence[Mapping[str, Any]]) -> str:
 def format_section(name: str, rows: str | Sequence[Mapping[str, Any]], command: str, notes: str = "") -> str:
     """One benchmark's section of a results file: heading, machine, command, results, notes."""
     machine = "\n".join(f"- {key}: {value}" for key, value in machine_description().items())
-    parts = [f"{SECTION_PREFIX}{name}", machine, f"Command:\n\n```\n{command}\n```", _rows_markdown(rows)]
+    parts = [f"{SECTION_PREFIX}{name}", machine, f"Command:\n\n```\n{command}\n```", rows_markdown(rows)]
     if notes:
         parts.append(notes.strip())
     return "\n\n".join(parts) + "\n"
@@ -209,6 +213,50 @@ def record(
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text("".join(chunks).rstrip("\n") + "\n", encoding="utf-8")
     return target
+
+
+# --- the frame of a benchmark script (bench/bench_*.py) ------------------------------------------
+
+
+def format_runs(times: Iterable[float], digits: int = 2) -> str:
+    """Every run's seconds, for a results table: the spread shows whether the median can be trusted."""
+    return ", ".join(f"{t:.{digits}f}" for t in times)
+
+
+@contextlib.contextmanager
+def started(start: Callable[[], T], stop: Callable[[], Any]) -> Iterator[tuple[T, float]]:
+    """(what ``start()`` returned, the seconds it took): an engine such as a Spark session, whose start-up
+    a benchmark reports apart from its runs; ``stop()`` runs when the block ends, however it ends."""
+    began = time.perf_counter()
+    engine = start()
+    seconds = time.perf_counter() - began
+    try:
+        yield engine, seconds
+    finally:
+        stop()
+
+
+class Benchmark:
+    """What a benchmark script records besides its measurements: the results file beside it, the command
+    that measures again, and the machine's load when it began (busy cores make every timing slower)."""
+
+    def __init__(self, script: str | os.PathLike[str]):
+        """``script``: the benchmark's ``__file__``."""
+        path = Path(script).resolve()
+        self.results = path.with_name("RESULTS.md")
+        self.command = f"python -m bench {path.stem}"
+        self.load_before = load_average()
+
+    def load_note(self) -> str:
+        """The load averages before and now, for the notes (without a final full stop)."""
+        return f"Load average (1/5/15 min) before: {self.load_before}; after: {load_average()}"
+
+    def record(self, section: str, rows: str | Sequence[Mapping[str, Any]], notes: str = "",
+               command: str | None = None) -> Path:
+        """``record`` this section into the results file, with this script's command unless told another."""
+        target = record(self.results, section, rows, command or self.command, notes)
+        print(f"recorded {section!r} in {target}")
+        return target
 
 
 # --- plots ----------------------------------------------------------------------------------------
