@@ -33,7 +33,6 @@ HISTORY_DAYS = 9.0  # history: days [0, 9); round 1: [9, 11.5); round 2: [11.5, 
 ROUND_SPLIT_DAYS = 11.5
 CUTOFF_DAYS = 11  # the suggested train/test cutoff: 2024-03-12 00:00:00
 EVENTS_PER_USER = 30
-ITEM_SCHEMA = "item_id BIGINT, page_url_path STRING, section STRING"
 
 
 @dataclass(frozen=True)
