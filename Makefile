@@ -24,7 +24,7 @@ PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loa
 JUPYTER_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help setup lab test test-fast test-notebooks release grade feedback formgrader doctor bench cases lint lock clean
+.PHONY: help setup lab test test-fast test-notebooks release grade feedback formgrader doctor bench bench-report cases lint lock clean
 
 help:
 	@echo "make lab          set up (first time) and open JupyterLab on labs/"
@@ -39,6 +39,7 @@ help:
 	@echo "make formgrader   JupyterLab with nbgrader's formgrader on the course"
 	@echo "make cases        run the grading cases (autograder/cases/)"
 	@echo "make bench        run the benchmarks in bench/ and record their results"
+	@echo "make bench-report plots of bench/RESULTS.md's figures in bench/report/index.html"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" && $(PYTHON) $(PYTHON_OK) 2>/dev/null || { echo "scalelab needs Python 3.11.5 or newer, below 3.13 \
@@ -95,6 +96,9 @@ formgrader: setup
 
 bench: setup
 	$(BIN)/python -m bench
+
+bench-report: setup
+	$(BIN)/python -m bench.report
 
 lint: setup
 	$(BIN)/ruff check src tests bench solutions tools autograder
