@@ -358,11 +358,11 @@ def _toy_exercises(sources: list[tuple[str, str]]) -> nbformat.NotebookNode:
 def test_a_case_reruns_the_tests_that_can_see_its_answer_and_no_others():
     toy = _toy_exercises([
         ("answer", "def double(x):\n    return 2 * x"),
-        ("tests", "assert double(2) == 4"),
+        ("tests", "_got = double(2)\nassert _got == 4"),
         ("answer", "def quadruple(x):\n    return double(double(x))"),  # uses the first answer
         ("tests", "assert quadruple(1) == 4"),
         ("answer", "def negate(p):\n    return -p"),
-        ("tests", "p = 3\nassert negate(p) == -3"),  # a local `p` elsewhere is not a dependency
+        ("tests", "p = 3\n_got = negate(p)\nassert _got == -3"),  # binds its own `p` and `_got` before reading
         ("code", "table = [double(v) for v in range(3)]"),  # a worked example built on the answer
         ("tests", "assert table == [0, 2, 4]"),
         ("code", "helper = negate"),

@@ -15,14 +15,16 @@ solution once for both checks.
 Which test cells a case re-runs: those of the exercises it replaces, and every later test cell that
 reads a name the replaced cells bind, directly or through other cells that read such a name (a
 later answer calling an earlier one). The names come from each cell's syntax tree; a cell that
-can't be parsed makes the case re-run every later test cell, as before. Every other test cell keeps
-the solution's points: it never reads what the case changed. Cells that are not answers or tests are not
-re-run: test cells should call the student's functions rather than read variables computed by
-worked-example cells.
+can't be parsed makes the case re-run every later test cell, as before. A name a cell binds before
+it reads it (a test cell's own ``_got``) is the cell's own, not a read of what another cell left.
+Every other test cell keeps the solution's points: it never reads what the case changed. Cells that
+are not answers or tests are not re-run: test cells should call the student's functions rather than
+read variables computed by worked-example cells.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import copy
 import symtable
@@ -135,15 +137,17 @@ def _scopes(table: symtable.SymbolTable):
 def cell_names(source: str) -> CellNames | None:
     """What a code cell binds and reads as globals, from Python's own scope analysis; None if unparsable.
 
-    A parameter or local variable of a function is not a global: ``def f(p): return p`` reads no ``p``.
+    A parameter or local variable of a function is not a global: ``def f(p): return p`` reads no ``p``;
+    nor is a name the cell surely binds before reading it: ``_got = f(); check(_got)`` reads no ``_got``.
     """
     from IPython.core.inputtransformer2 import TransformerManager
 
     magic = source.lstrip().startswith("%%") and source.lstrip()[2:].split(None, 1)[0]
     if magic and magic not in OUTSIDE_THE_KERNEL:
         return None  # e.g. %%time: the body runs in the kernel, but the parser sees only a string
+    python = TransformerManager().transform_cell(source)
     try:
-        top = symtable.symtable(TransformerManager().transform_cell(source), "<cell>", "exec")
+        top = symtable.symtable(python, "<cell>", "exec")
     except SyntaxError:
         return None
     symbols = top.get_symbols()
@@ -156,7 +160,60 @@ def cell_names(source: str) -> CellNames | None:
                 read.add(symbol.get_name())
             if symbol.is_declared_global() and symbol.is_assigned():
                 bound.add(symbol.get_name())
-    return CellNames(bound, top_level_reads, read)
+    early = _read_before_bound(ast.parse(python).body, set())
+    own, reread = bound - early, bound & early  # `x += 1` reads x, though symtable says only "assigned"
+    return CellNames(bound, (top_level_reads - own) | reread, (read - own) | reread)
+
+
+def _loads(node: ast.AST) -> set[str]:
+    names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+        names.add(node.target.id)  # `x += 1` reads x first
+    return names
+
+
+def _stores(node: ast.AST) -> set[str]:
+    """Module-level names a simple statement binds (not those inside the functions or classes it defines)."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {node.name}
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return {(a.asname or a.name).split(".")[0] for a in node.names}
+    names, todo = set(), [node]
+    while todo:
+        current = todo.pop()
+        if isinstance(current, ast.Name) and isinstance(current.ctx, ast.Store):
+            names.add(current.id)
+        elif not isinstance(current, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            todo.extend(ast.iter_child_nodes(current))
+    return names
+
+
+def _read_before_bound(statements: list[ast.stmt], bound: set[str]) -> set[str]:
+    """Names the statements may read before they bind them, in execution order; `bound` grows with
+    what is surely bound. Bodies that may not run (loops, branches, try) bind nothing for what follows;
+    a function reads its globals where it is defined."""
+    early: set[str] = set()
+    for stmt in statements:
+        if isinstance(stmt, (ast.For, ast.AsyncFor)):
+            early |= _loads(stmt.iter) - bound
+            early |= _read_before_bound(stmt.body, bound | _stores(stmt.target))
+            early |= _read_before_bound(stmt.orelse, set(bound))
+        elif isinstance(stmt, (ast.While, ast.If)):
+            early |= _loads(stmt.test) - bound
+            early |= _read_before_bound(stmt.body, set(bound)) | _read_before_bound(stmt.orelse, set(bound))
+        elif isinstance(stmt, (ast.With, ast.AsyncWith)):
+            for item in stmt.items:
+                early |= _loads(item.context_expr) - bound
+                if item.optional_vars is not None:
+                    bound |= _stores(item.optional_vars)
+            early |= _read_before_bound(stmt.body, bound)
+        elif isinstance(stmt, ast.Try):
+            for block in (stmt.body, *(h.body for h in stmt.handlers), stmt.orelse, stmt.finalbody):
+                early |= _read_before_bound(block, set(bound))
+        else:  # a simple statement (or match, …): reads first, then binds
+            early |= _loads(stmt) - bound
+            bound |= _stores(stmt)
+    return early
 
 
 def tests_to_rerun(notebook: NotebookNode, replaced: dict[int, str]) -> list[int]:
