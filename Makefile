@@ -13,6 +13,9 @@ STAMP  := $(VENV)/.scalelab-installed
 SUBMISSIONS ?=
 SCHEDULER ?=
 PYTEST_ARGS ?=
+# make lab's folder, and options for jupyter lab (make lab, make formgrader), e.g. "--no-browser --port 8890"
+LAB_DIR ?= labs
+JUPYTER_ARGS ?=
 # two pytest workers for the 2 cores (three were slower: 37.5 min against 31.3 for two, items about
 # 1.5 times as long); loadscope keeps each notebook (its cells share a kernel) and each test
 # module or class on one worker, so fixtures are made once, while the class batch's assignments spread
@@ -28,6 +31,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 help:
 	@echo "make lab          set up (first time) and open JupyterLab on labs/"
+	@echo "           [LAB_DIR=solutions] [JUPYTER_ARGS=\"--no-browser --port 8890\"]   ... on another folder, with options"
 	@echo "make test         set up (first time) and run the whole test suite"
 	@echo "make test-fast    the tests that start no notebook or cluster"
 	@echo "make test-notebooks  run every solution notebook top to bottom (nbval); NOTEBOOK=path for one"
@@ -58,7 +62,7 @@ $(STAMP): pyproject.toml constraints.txt
 setup: $(STAMP)
 
 lab: setup
-	$(BIN)/jupyter lab $(JUPYTER_ROOT_FLAG) --notebook-dir=labs
+	$(BIN)/jupyter lab $(JUPYTER_ROOT_FLAG) --notebook-dir=$(LAB_DIR) $(JUPYTER_ARGS)
 
 test: setup
 	$(PYTEST) $(PYTEST_ARGS)
@@ -92,7 +96,7 @@ feedback:
 	@echo "one zip per student in autograder/reports/feedback-zips/"
 
 formgrader: setup
-	cd autograder && $(abspath $(BIN))/jupyter lab $(JUPYTER_ROOT_FLAG) --ServerApp.root_dir=..
+	cd autograder && $(abspath $(BIN))/jupyter lab $(JUPYTER_ROOT_FLAG) --ServerApp.root_dir=.. $(JUPYTER_ARGS)
 
 bench: setup
 	$(BIN)/python -m bench
