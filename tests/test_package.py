@@ -93,6 +93,16 @@ def test_doctor_reports_every_part_with_versions():
     assert healthy
 
 
+def test_doctor_says_how_to_get_a_browser_for_the_browser_tests_and_needs_none(monkeypatch):
+    from scalelab import doctor
+
+    monkeypatch.setattr(doctor, "find_chromium", lambda: None)
+    monkeypatch.setattr(doctor, "findings", lambda: [doctor.check_browser()])
+    text, healthy = doctor.report()
+    assert "-- Browser" in text and "fix: apt-get install -y chromium" in text
+    assert healthy  # the labs need no browser
+
+
 def test_doctor_says_how_to_fix_what_is_missing(monkeypatch):
     from scalelab import doctor
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ class Finding:
     detail: str
     fix: str = ""
     info: bool = False  # a detail under the line above, not a check of its own
+    optional: bool = False  # only some tests need it: missing, it is reported but the machine is still healthy
 
     def lines(self) -> list[str]:
         mark = ".." if self.info else "ok" if self.ok else "--"
@@ -121,6 +123,21 @@ def check_machine() -> list[Finding]:
     ]
 
 
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+BROWSER_INSTALL = "apt-get install -y chromium (as root on Debian), or install Chromium or Google Chrome"
+
+
+def find_chromium() -> str | None:
+    """The Chromium (or Chrome) that the browser tests drive, or None."""
+    return next(filter(None, map(shutil.which, BROWSERS)), None)
+
+
+def check_browser() -> Finding:
+    found = find_chromium()
+    detail = f"{found} for the browser tests" if found else "no Chromium (only the browser tests need one; they skip)"
+    return Finding("Browser", found is not None, detail, BROWSER_INSTALL, optional=True)
+
+
 def check_grading() -> Finding:
     version = _version("nbgrader")
     kernel = _kernel_registered()
@@ -142,7 +159,7 @@ def _kernel_registered() -> bool:
 def findings() -> list[Finding]:
     checks: list[Callable[[], Finding | list[Finding]]] = [
         check_python, check_machine, check_java, check_spark, check_mpi, check_opencl, check_dask,
-        check_grading,
+        check_grading, check_browser,
     ]
     out: list[Finding] = []
     for check in checks:
@@ -154,7 +171,7 @@ def findings() -> list[Finding]:
 def report() -> tuple[str, bool]:
     found = findings()
     text = "\n".join(line for f in found for line in f.lines())
-    return text, all(f.ok for f in found)
+    return text, all(f.ok or f.optional for f in found)
 
 
 def main() -> int:
