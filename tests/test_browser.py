@@ -163,9 +163,9 @@ def test_a_student_runs_the_setup_lab_and_reads_a_passed_and_a_failed_check(page
 
     with jupyter_lab(make_lab, REPO, tmp_path) as (url, token):
         page.goto(f"{url}/lab/tree/00-setup/00-setup.ipynb?token={token}")
-        shot(page, "01-student-lab-open")
         notebook = page.locator(".jp-NotebookPanel")
         expect(notebook.locator(".jp-Notebook .jp-Cell").first).to_be_visible()
+        shot(page, "01-student-lab-open")
         started = _idle_kernel(url, token)  # the one the notebook's metadata names
         # README, step 2: Kernel -> Change Kernel..., "Python 3 (scalelab)"
         page.get_by_role("menuitem", name="Kernel").click()
@@ -200,10 +200,11 @@ def test_a_student_runs_the_setup_lab_and_reads_a_passed_and_a_failed_check(page
 def test_an_instructor_sees_the_assignments_and_a_graded_submission_in_the_formgrader(page, tmp_path, monkeypatch):
     # the light course of tests/test_grading.py, in the test's own root; README's steps: release, put
     # the submission in course/submitted/<student>/<assignment>/, nbgrader autograde from autograder/
-    monkeypatch.setenv("SCALELAB_ROOT", str(tmp_path))
-    solution, lab = _trap_course(tmp_path)
+    root = tmp_path / "course"
+    monkeypatch.setenv("SCALELAB_ROOT", str(root))
+    solution, lab = _trap_course(root)
     wrong = 'def words_per_line(lines):\n    return [len(line.split(" ")) for line in lines]\n'
-    submitted = tmp_path / "autograder" / "course" / "submitted" / "alice" / "99-traps"
+    submitted = root / "autograder" / "course" / "submitted" / "alice" / "99-traps"
     submitted.mkdir(parents=True)
     nbformat.write(_answered(solution, lab, {"traps-words": wrong}), submitted / "99-traps.ipynb")
     graded = course.run_nbgrader(["autograde", "99-traps"])
@@ -214,13 +215,14 @@ def test_an_instructor_sees_the_assignments_and_a_graded_submission_in_the_formg
         return [str(Path(sys.executable).parent / "jupyter"), "lab", *root_flag, "--ServerApp.root_dir=..",
                 *options.split()]
 
-    with jupyter_lab(formgrader_command, tmp_path / "autograder", tmp_path / "server") as (url, token):
+    with jupyter_lab(formgrader_command, root / "autograder", tmp_path / "server") as (url, token):
         page.goto(f"{url}/lab?token={token}")
         page.get_by_role("menuitem", name="Nbgrader").click()
         page.get_by_role("menuitem", name="Formgrader").click()
         formgrader = page.frame_locator("iframe")
         row = formgrader.locator("#main-table tr", has_text="99-traps")
         expect(row.locator("td.num-submissions")).to_have_text("1")
+        row.scroll_into_view_if_needed()
         shot(page, "05-formgrader-assignments")
         formgrader.get_by_role("link", name="Manual Grading").click()
         formgrader.get_by_role("link", name="99-traps").click()
