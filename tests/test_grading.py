@@ -376,6 +376,20 @@ def test_a_case_reruns_the_tests_that_can_see_its_answer_and_no_others():
     assert cases.tests_to_rerun(toy, {2: "def quadruple(x):\n    return 4 * x"}) == [3, 5, 7, 9]
 
 
+def test_grading_needs_the_cells_that_feed_answers_tests_and_closing_cells_and_no_others():
+    toy = _toy_exercises([
+        ("code", "import math\nscratch = make_folder()"),  # 0: read by the answer and the closing cell
+        ("code", "timings = [math.sqrt(v) for v in range(9)]"),  # 1: a demonstration
+        ("answer", "def root(x):\n    return math.sqrt(x)"),  # 2
+        ("code", "table = [root(v) for v in range(3)]"),  # 3: a worked example built on the answer
+        ("tests", "_got = root(4)\nassert _got == 2"),  # 4
+        ("code", "remove(scratch)"),  # 5: closing
+    ])
+    assert cases.cells_grading_needs(toy) == {0, 2, 4, 5}
+    toy.cells[4].source = "assert root(4) == 2 and table[2] == root(2)"  # now the test reads the example
+    assert cases.cells_grading_needs(toy) == {0, 2, 3, 4, 5}
+
+
 @pytest.mark.slow
 def test_a_shared_connect_server_keeps_submissions_apart(spark_remote, monkeypatch):
     """What one submission leaves on a shared Spark Connect server, the next one cannot see."""

@@ -55,6 +55,17 @@ def test_grade_ids_are_unique_across_the_course():
             seen[cell.grade_id] = path
 
 
+@pytest.mark.parametrize("path", _notebooks("solutions"), ids=lambda p: p.stem)
+def test_demonstrations_skipped_by_grading_feed_no_answer_test_or_closing_cell(path):
+    """Grading skips cells tagged skip-when-grading: none may bind a name that a cell grading runs reads."""
+    from scalelab.grading.cases import cells_grading_needs
+    from scalelab.grading.cells import is_demonstration
+
+    notebook = nbformat.read(path, 4)
+    needed = cells_grading_needs(notebook)
+    assert [i for i, cell in enumerate(notebook.cells) if is_demonstration(cell) and i in needed] == []
+
+
 def test_labs_are_what_make_release_writes(tmp_path):
     course.release(release_directory=tmp_path)
     fresh = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
@@ -87,8 +98,8 @@ def test_ci_entry_runs_the_readme_test_command_and_fails_when_it_fails(tmp_path)
     fake = tmp_path / "make"  # records how .ci/run calls make, then fails as a failing suite would
     fake.write_text(f'#!/bin/sh\necho "$@" > {tmp_path / "called"}\nexit 3\n')
     fake.chmod(0o755)
-    run = subprocess.run(["bash", str(REPO / ".ci" / "run")], env={"PATH": f"{tmp_path}:/usr/bin:/bin"},
-                         capture_output=True, text=True)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "SCALELAB_NO_OS_PACKAGES": "1"}  # no apt-get from a test
+    run = subprocess.run(["bash", str(REPO / ".ci" / "run")], env=env, capture_output=True, text=True)
     assert (tmp_path / "called").read_text().split() == ["test"]
     assert run.returncode != 0
 

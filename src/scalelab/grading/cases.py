@@ -252,6 +252,27 @@ def tests_to_rerun(notebook: NotebookNode, replaced: dict[int, str]) -> list[int
     return [i for i in later_tests if i in own or parsed[i].read & touched]
 
 
+def cells_grading_needs(notebook: NotebookNode) -> set[int]:
+    """Code cells that grading must run: answers, tests, the untagged cells after the last test (closing
+    cells that stop engines and remove scratch folders), untagged cells that can't be parsed, and every
+    cell that binds a name one of those reads further down, directly or through other such cells. Any other cell (a
+    worked example, a timing loop) may carry the demonstration tag."""
+    code = {i: c for i, c in enumerate(notebook.cells) if c.cell_type == "code"}
+    names = {i: cell_names(c.source) for i, c in code.items()}
+    last_test = max((i for i, c in code.items() if is_test(c)), default=len(notebook.cells))
+    needed = {i for i, c in code.items() if is_answer(c) or is_test(c)
+              or (not is_demonstration(c) and (i > last_test or names[i] is None))}
+    changed = True
+    while changed:
+        changed = False
+        for i in code.keys() - needed:  # a cell can only give names to the cells below it
+            later_reads = set().union(*(names[j].read for j in needed if j > i and names[j] is not None))
+            if names[i] is None or names[i].bound & later_reads:
+                needed.add(i)
+                changed = True
+    return needed
+
+
 def _test_cells_binding_shared_names(notebook: NotebookNode) -> set[int]:
     """Test cells that bind a name another cell reads (a table a later check uses), or can't be parsed."""
     names = {i: cell_names(c.source) for i, c in enumerate(notebook.cells) if c.cell_type == "code"}
