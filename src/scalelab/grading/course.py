@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -35,6 +36,13 @@ def root() -> Path:
 
 def config_file() -> Path:
     return root() / "autograder" / "nbgrader_config.py"
+
+
+def nbgrader_config():
+    """The course's nbgrader configuration (a traitlets Config), read as nbgrader reads it."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    return PyFileConfigLoader(config_file().name, path=str(config_file().parent)).load_config()
 
 
 def assignments() -> list[str]:
@@ -86,6 +94,16 @@ def tool_env(extra: dict | None = None) -> dict:
     return {**env, "PATH": path, **(extra or {})}
 
 
+@contextlib.contextmanager
+def _venv_first_on_path():
+    saved = os.environ.get("PATH", "")
+    os.environ["PATH"] = tool_env()["PATH"]
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = saved
+
+
 def run_nbgrader(args: list[str], release_directory: Path | None = None) -> subprocess.CompletedProcess:
     """Run the nbgrader CLI with the course configuration (from autograder/)."""
     (root() / "autograder" / "course").mkdir(exist_ok=True)  # nbgrader's root, git-ignored
@@ -97,12 +115,24 @@ def run_nbgrader(args: list[str], release_directory: Path | None = None) -> subp
 
 
 def release(assignment_ids: list[str] | None = None, release_directory: Path | None = None) -> None:
-    """Regenerate the student notebooks (labs/ by default) from solutions/ with nbgrader."""
+    """Regenerate the student notebooks (labs/ by default) from solutions/ with nbgrader's
+    generate_assignment, in this process: one nbgrader start-up for the whole course, not one per
+    assignment (nbgrader runs no notebook here)."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    config = nbgrader_config()
+    if release_directory is not None:
+        config.CourseDirectory.release_directory = str(release_directory)
+    Path(config.CourseDirectory.root).mkdir(exist_ok=True)  # nbgrader's root, git-ignored
+    api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
     for assignment in assignment_ids or assignments():
-        proc = run_nbgrader(["generate_assignment", assignment, "--force"], release_directory)
-        if proc.returncode != 0:
-            raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n{proc.stdout}{proc.stderr}")
-        print(f"released {assignment} -> {release_directory or root() / 'labs'}/{assignment}")
+        with _venv_first_on_path():  # nbgrader runs `alembic` for the gradebook
+            result = api.generate_assignment(assignment, force=True, create=True)
+        if not result["success"]:
+            raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n{result.get('log', '')}"
+                               f"{result.get('error', '')}")
+        print(f"released {assignment} -> {config.CourseDirectory.release_directory}/{assignment}")
 
 
 def validate(path: Path) -> dict:

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from traitlets.config import Config
-from traitlets.config.loader import PyFileConfigLoader
 
-from scalelab.grading.course import config_file
+from scalelab.grading.course import nbgrader_config
 
 
 class Failure(enum.StrEnum):
@@ -52,7 +51,7 @@ class Outcome:
 
 
 def course_config(root: Path, cell_timeout: int | None = None) -> Config:
-    config = PyFileConfigLoader(config_file().name, path=str(config_file().parent)).load_config()
+    config = nbgrader_config()
     config.CourseDirectory.root = str(root)
     config.CourseDirectory.db_url = f"sqlite:///{root / 'gradebook.db'}"
     config.CourseDirectory.release_directory = str(root / "release")
