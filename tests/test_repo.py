@@ -143,3 +143,23 @@ def test_setup_picks_the_first_python_the_pins_install_on_and_refuses_an_old_one
     assert "setting up .venv with python3.12" in chosen.stdout, chosen.stdout
     named = subprocess.run([*make, "setup", "PYTHON=python3.11"], env=env, capture_output=True, text=True)
     assert named.returncode == 2 and "(python3.11: Python 3.11.2)" in named.stdout
+
+
+def test_hosted_environments_install_the_lock_with_a_python_the_makefile_accepts():
+    makefile = (REPO / "Makefile").read_text()
+    oldest, below = re.search(r"\(3, (\d+), \d+\) <= sys.version_info\[:3\] < \(3, (\d+)\)", makefile).groups()
+    accepted = range(int(oldest), int(below))
+    assert re.search(r"pip install .*-c constraints\.txt", makefile)
+    # the dev container runs make setup itself, with the image's Python
+    devcontainer = json.loads((REPO / ".devcontainer" / "devcontainer.json").read_text())
+    assert devcontainer["postCreateCommand"] == "make setup"
+    assert int(re.search(r"/python:\d+-3\.(\d+)-", devcontainer["image"]).group(1)) in accepted
+    # Binder: repo2docker would install a binder/requirements.txt or environment.yml before the lock is there
+    binder = REPO / "binder"
+    assert sorted(p.name for p in binder.iterdir()) == ["postBuild", "runtime.txt"]
+    assert int(re.fullmatch(r"python-3\.(\d+)\s*", (binder / "runtime.txt").read_text()).group(1)) in accepted
+    post_build = (binder / "postBuild").read_text()
+    installs = re.findall(r"^.*pip install.*$", post_build, re.M)
+    assert installs and all("-c constraints.txt" in line for line in installs), installs
+    assert (binder / "postBuild").stat().st_mode & 0o111, "repo2docker runs postBuild as a program"
+    assert subprocess.run(["bash", "-n", binder / "postBuild"]).returncode == 0
