@@ -112,3 +112,20 @@ def test_doctor_says_how_to_fix_what_is_missing(monkeypatch):
     assert not healthy
     assert "-- MPI        mpi4py is not installed" in text and "pip install mpich mpi4py" in text
     assert "-- OpenCL     pyopencl is not installed" in text
+
+
+def test_recording_sees_the_calls_an_answer_makes_and_puts_the_method_back():
+    class Session:
+        def sql(self, query):
+            return f"result of {query}"
+
+    session = Session()
+    with checks.recording(session, "sql") as calls:
+        assert session.sql("SELECT 1") == "result of SELECT 1"  # behaves as before
+    assert [(c.args, c.result) for c in calls] == [(("SELECT 1",), "result of SELECT 1")]
+    assert "sql" not in vars(session) and session.sql("x") == "result of x"
+    method = vars(Session)["sql"]
+    with pytest.raises(ValueError), checks.recording(Session, "sql") as calls:  # a class's own method
+        Session().sql("SELECT 2")
+        raise ValueError("the answer failed")
+    assert len(calls) == 1 and vars(Session)["sql"] is method  # put back, even after a failure

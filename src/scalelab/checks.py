@@ -7,8 +7,11 @@ so nbgrader counts it as a failed test like any other.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 MAX_SHOWN = 300  # characters of a value shown in a message
@@ -163,3 +166,40 @@ def check_raises(
         _fail(what, f"expected {error.__name__}, got {type(other).__name__}: {other}", hint)
     _fail(what, f"expected {error.__name__}, but it returned {_show(result)}", hint)
 
+
+
+@dataclass(frozen=True)
+class Call:
+    args: tuple
+    kwargs: dict
+    result: Any
+
+
+@contextlib.contextmanager
+def recording(owner: Any, method: str) -> Iterator[list[Call]]:
+    """Record the calls to `owner.<method>` while the block runs, for checks of how an answer works
+    (did it query with ``spark.sql``? create an accumulator?). The method behaves as before and is
+    put back afterwards, even when the block fails.
+
+        with recording(spark, "sql") as queries:
+            answer = mean_rating_by_country(spark, ratings, users)
+        check(len(queries) > 0, "the answer is a spark.sql query", ...)
+    """
+    calls: list[Call] = []
+    original = getattr(owner, method)
+    own = vars(owner).get(method)  # the object's (or the class's) own attribute, to put back as it was
+
+    @functools.wraps(original)
+    def record(*args, **kwargs):
+        result = original(*args, **kwargs)
+        calls.append(Call(args, kwargs, result))
+        return result
+
+    setattr(owner, method, record)
+    try:
+        yield calls
+    finally:
+        if own is None:
+            delattr(owner, method)  # the class's method shows through again
+        else:
+            setattr(owner, method, own)

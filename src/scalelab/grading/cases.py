@@ -160,9 +160,30 @@ def cell_names(source: str) -> CellNames | None:
                 read.add(symbol.get_name())
             if symbol.is_declared_global() and symbol.is_assigned():
                 bound.add(symbol.get_name())
-    early = _read_before_bound(ast.parse(python).body, set())
+    tree = ast.parse(python)
+    early = _read_before_bound(tree.body, set())
     own, reread = bound - early, bound & early  # `x += 1` reads x, though symtable says only "assigned"
-    return CellNames(bound, (top_level_reads - own) | reread, (read - own) | reread)
+    inner = _comprehension_only_names(tree)  # Python 3.12 lists them as the module's (PEP 709)
+    return CellNames(bound - inner, ((top_level_reads - own) | reread) - inner, ((read - own) | reread) - inner)
+
+
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+def _comprehension_only_names(tree: ast.AST) -> set[str]:
+    """Names bound as a comprehension's loop variable and used nowhere outside comprehensions."""
+    targets, outside, todo = set(), set(), [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, _COMPREHENSIONS):
+            for generator in node.generators:
+                targets |= {n.id for n in ast.walk(generator.target) if isinstance(n, ast.Name)}
+            todo.extend(n for n in ast.walk(node) if n is not node and isinstance(n, _COMPREHENSIONS))
+            continue
+        if isinstance(node, ast.Name):
+            outside.add(node.id)
+        todo.extend(ast.iter_child_nodes(node))
+    return targets - outside
 
 
 def _loads(node: ast.AST) -> set[str]:
