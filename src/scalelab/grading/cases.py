@@ -204,7 +204,7 @@ def _stores(node: ast.AST) -> set[str]:
         current = todo.pop()
         if isinstance(current, ast.Name) and isinstance(current.ctx, ast.Store):
             names.add(current.id)
-        elif not isinstance(current, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+        elif not isinstance(current, (ast.Lambda, *_COMPREHENSIONS)):
             todo.extend(ast.iter_child_nodes(current))
     return names
 
@@ -275,9 +275,9 @@ def tests_to_rerun(notebook: NotebookNode, replaced: dict[int, str]) -> list[int
 
 def cells_grading_needs(notebook: NotebookNode) -> set[int]:
     """Code cells that grading must run: answers, tests, the untagged cells after the last test (closing
-    cells that stop engines and remove scratch folders), untagged cells that can't be parsed, and every
-    cell that binds a name one of those reads further down, directly or through other such cells. Any other cell (a
-    worked example, a timing loop) may carry the demonstration tag."""
+    cells that stop engines and remove scratch folders), cells that can't be parsed, and every cell that
+    binds a name one of those reads further down, directly or through other such cells. Any other cell
+    (a worked example, a timing loop) may carry the demonstration tag."""
     code = {i: c for i, c in enumerate(notebook.cells) if c.cell_type == "code"}
     names = {i: cell_names(c.source) for i, c in code.items()}
     last_test = max((i for i, c in code.items() if is_test(c)), default=len(notebook.cells))
