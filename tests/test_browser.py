@@ -15,7 +15,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,9 +27,11 @@ import pytest
 from playwright.sync_api import Error, Page, expect, sync_playwright
 from test_grading import _answered, _trap_course
 
+from scalelab.clusters import free_port
 from scalelab.dask import close_client, get_client
 from scalelab.doctor import BROWSER_INSTALL, find_chromium
 from scalelab.grading import course
+from scalelab.processes import kill_group
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts" / "browser"
@@ -75,16 +76,10 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=ARTIFACTS / f"{name}.png")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def jupyter_lab(command: Callable[[str], list[str]], cwd: Path, tmp: Path) -> Iterator[tuple[str, str]]:
     """Run `command(options)`, a JupyterLab on 127.0.0.1; yield its URL and token; then stop it and its children."""
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     options = (f"--ServerApp.ip=127.0.0.1 --ServerApp.port={port} --ServerApp.port_retries=0 "
                f"--IdentityProvider.token={token} --ServerApp.open_browser=False")
     # the user's own JupyterLab settings and open tabs neither change the test nor are changed by it;
@@ -118,15 +113,14 @@ def _wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:
 
 def _stop_group(process: subprocess.Popen) -> None:
     """SIGTERM to the server's process group (make, jupyter), which shuts its kernels down; SIGKILL after 20 s."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
+    kill_group(process, signal.SIGTERM)
     deadline = time.monotonic() + 20
     with contextlib.suppress(ProcessLookupError):
         while time.monotonic() < deadline:
             process.poll()  # reaps make, so that only live processes keep the group
             os.killpg(process.pid, 0)  # raises once every process of the group is gone
             time.sleep(0.2)
-        os.killpg(process.pid, signal.SIGKILL)
+    kill_group(process)
     process.wait()
 
 
