@@ -104,14 +104,11 @@ def _venv_first_on_path():
         os.environ["PATH"] = saved
 
 
-def run_nbgrader(args: list[str], release_directory: Path | None = None) -> subprocess.CompletedProcess:
-    """Run the nbgrader CLI with the course configuration (from autograder/)."""
+def run_nbgrader(args: list[str]) -> subprocess.CompletedProcess:
+    """Run the nbgrader CLI with the course configuration (from autograder/), as an instructor does."""
     (root() / "autograder" / "course").mkdir(exist_ok=True)  # nbgrader's root, git-ignored
-    command = [sys.executable, "-m", "nbgrader", *args]
-    if release_directory is not None:
-        command.append(f"--CourseDirectory.release_directory={release_directory}")
-    return subprocess.run(command, cwd=root() / "autograder", capture_output=True, text=True,
-                          env=tool_env())
+    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root() / "autograder",
+                          capture_output=True, text=True, env=tool_env())
 
 
 def release(assignment_ids: list[str] | None = None, release_directory: Path | None = None) -> None:
