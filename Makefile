@@ -16,6 +16,9 @@ PYTEST_ARGS ?=
 # make lab's folder, and options for jupyter lab (make lab, make formgrader), e.g. "--no-browser --port 8890"
 LAB_DIR ?= labs
 JUPYTER_ARGS ?=
+# Jupyter listens on 127.0.0.1 only (whatever a jupyter config file says); another address goes in
+# JUPYTER_ARGS (--ip=0.0.0.0 or --ServerApp.ip=...), and then this default steps aside: Jupyter refuses it twice
+JUPYTER_IP := $(if $(filter --ip --ip=% --ServerApp.ip --ServerApp.ip=%,$(JUPYTER_ARGS)),,--ServerApp.ip=127.0.0.1)
 # two pytest workers for the 2 cores (three were slower: 37.5 min against 31.3 for two, items about
 # 1.5 times as long); loadscope keeps each notebook (its cells share a kernel) and each test
 # module or class on one worker, so fixtures are made once, while the class batch's assignments spread
@@ -62,7 +65,7 @@ $(STAMP): pyproject.toml constraints.txt
 setup: $(STAMP)
 
 lab: setup
-	$(BIN)/jupyter lab $(JUPYTER_ROOT_FLAG) --notebook-dir=$(LAB_DIR) $(JUPYTER_ARGS)
+	$(BIN)/jupyter lab $(JUPYTER_ROOT_FLAG) $(JUPYTER_IP) --notebook-dir=$(LAB_DIR) $(JUPYTER_ARGS)
 
 test: setup
 	$(PYTEST) $(PYTEST_ARGS)
@@ -96,7 +99,7 @@ feedback:
 	@echo "one zip per student in autograder/reports/feedback-zips/"
 
 formgrader: setup
-	cd autograder && $(abspath $(BIN))/jupyter lab $(JUPYTER_ROOT_FLAG) --ServerApp.root_dir=.. $(JUPYTER_ARGS)
+	cd autograder && $(abspath $(BIN))/jupyter lab $(JUPYTER_ROOT_FLAG) $(JUPYTER_IP) --ServerApp.root_dir=.. $(JUPYTER_ARGS)
 
 bench: setup
 	$(BIN)/python -m bench

@@ -1,5 +1,8 @@
 """Start real engines on 127.0.0.1 and always stop them: for tests, and to try the cluster guide.
 
+Every port they open (RPC, web UIs, dashboards, the Spark master's REST server) listens on 127.0.0.1 only
+(tests/test_loopback.py); a cluster other machines reach is started by hand (README, "Running on a cluster").
+
 Each function is a context manager that yields the address to put in the environment:
 
     with spark_standalone() as master:      # SCALELAB_SPARK_MASTER=spark://127.0.0.1:PORT
@@ -157,10 +160,12 @@ def dask_cluster(workers: int = 2, timeout: float = 60) -> Iterator[str]:
                                  f"{HOST}:0"], workdir / "scheduler.log"))
             _wait(lambda: _port_open(port), "Dask scheduler", procs[0], workdir / "scheduler.log", timeout)
             for i in range(workers):
+                # --no-dashboard drops the dashboard's pages, not the worker's HTTP server (/health,
+                # /metrics), which listens on every interface unless given an address
                 procs.append(_start([sys.executable, "-m", "distributed.cli.dask_worker", address,
                                      "--host", HOST, "--nworkers", "1", "--nthreads", "1",
-                                     "--local-directory", str(workdir / f"w{i}"), "--no-dashboard"],
-                                    workdir / f"worker{i}.log"))
+                                     "--local-directory", str(workdir / f"w{i}"), "--no-dashboard",
+                                     "--dashboard-address", f"{HOST}:0"], workdir / f"worker{i}.log"))
 
             def all_workers() -> bool:
                 from distributed import Client

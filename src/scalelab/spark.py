@@ -10,10 +10,12 @@ laptop, a standalone cluster or a Spark Connect server:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -116,6 +118,24 @@ def classic_conf(app_name: str, master: str) -> dict[str, str]:
     return conf
 
 
+@contextlib.contextmanager
+def _ui_on_loopback(master: str) -> Iterator[None]:
+    """While a driver JVM starts: SPARK_LOCAL_IP=127.0.0.1, unless set, for a master on this machine.
+
+    Spark's web UI binds to $SPARK_LOCAL_IP, else to every interface, whatever spark.driver.bindAddress
+    says; it has no setting of its own. SPARK_LOCAL_IP=0.0.0.0 (set before the first get_spark()) serves it to all.
+    The JVM keeps the environment it started with; the kernel's own is given back afterwards.
+    """
+    if "SPARK_LOCAL_IP" in os.environ or not _runs_on_this_machine(master):
+        yield
+        return
+    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+    try:
+        yield
+    finally:
+        os.environ.pop("SPARK_LOCAL_IP", None)
+
+
 def get_spark(app_name: str = "scalelab") -> SparkSession:
     """The kernel's SparkSession, started on first use (about 5-10 s for a classic session)."""
     global _session
@@ -155,7 +175,8 @@ def _classic_session(app_name: str, master: str) -> SparkSession:
     builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, value)
-    session = builder.getOrCreate()
+    with _ui_on_loopback(master):  # pyspark's java_gateway starts the driver JVM with os.environ
+        session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     ui = session.sparkContext.uiWebUrl
     print(
