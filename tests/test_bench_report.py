@@ -1,33 +1,35 @@
-"""bench/report.py: every section of the real bench/RESULTS.md parses and gets its plots (no timing runs)."""
+"""scalelab.bench_plots and bench/report.py: every section of the real bench/RESULTS.md parses and gets its
+plots, and the page embeds them (no timing runs)."""
 
 from pathlib import Path
 
 import pytest
 
 from bench import report
+from scalelab import bench_plots
 
 RESULTS = Path(report.BENCH_DIR) / "RESULTS.md"
 
 
 def test_every_section_of_results_parses_and_gets_a_plot():
     text = RESULTS.read_text(encoding="utf-8")
-    sections = report.parse(text, str(RESULTS))
+    sections = bench_plots.parse(text, str(RESULTS))
     assert len(sections) == text.count("\n## ") >= 10
     for section in sections:
         assert section.tables and "cpu" in section.machine, section.title
-        plots = report.plots(section)
+        plots = bench_plots.plots(section)
         assert plots, f"no plot for {section.title!r}"
         for plot in plots:
             axes = plot.figure.axes[0]
             assert axes.get_xlabel()
-            if report._measures(plot.table):  # timings say their unit: "median time (s)"
+            if bench_plots._measures(plot.table):  # timings say their unit: "median time (s)"
                 assert "(" in axes.get_ylabel() + axes.get_xlabel()
             assert section.machine["cpu"] in plot.figure._suptitle.get_text()
 
 
 def test_scaling_figures_are_drawn_against_size_with_their_spread():
-    section = next(s for s in report.parse(RESULTS.read_text(encoding="utf-8")) if s.title.startswith("00-setup"))
-    (plot,) = report.plots(section)
+    section = next(s for s in bench_plots.parse(RESULTS.read_text(encoding="utf-8")) if s.title.startswith("00-setup"))
+    (plot,) = bench_plots.plots(section)
     axes = plot.figure.axes[0]
     assert axes.get_xlabel() == "words" and axes.get_ylabel() == "median time (s)"
     assert [t.get_text() for t in axes.get_xticklabels()] == ["1 M", "4 M", "16 M"]
@@ -36,10 +38,10 @@ def test_scaling_figures_are_drawn_against_size_with_their_spread():
 
 
 def test_numbers_as_the_tables_write_them():
-    assert [report.number(c) for c in ["100,000", "1 M", "1e+03", "256×256", "0.0285", "-", "0.73×"]] == [
+    assert [bench_plots.number(c) for c in ["100,000", "1 M", "1e+03", "256×256", "0.0285", "-", "0.73×"]] == [
         100_000, 1e6, 1000, 65536, 0.0285, None, None]
-    assert report.numbers("0.044, 0.046, 0.045") == [0.044, 0.046, 0.045]
-    assert report.numbers("100,000") is None
+    assert bench_plots.numbers("0.044, 0.046, 0.045") == [0.044, 0.046, 0.045]
+    assert bench_plots.numbers("100,000") is None
 
 
 @pytest.mark.parametrize(("table", "problem"), [
@@ -49,8 +51,8 @@ def test_numbers_as_the_tables_write_them():
 ])
 def test_a_table_it_cannot_read_fails_with_where_and_why(table, problem):
     text = f"# Benchmark results\n\n## demo: a broken table\n{table}"
-    with pytest.raises(report.ResultsError, match="section 'demo: a broken table'") as error:
-        report.parse(text, "RESULTS.md")
+    with pytest.raises(bench_plots.ResultsError, match="section 'demo: a broken table'") as error:
+        bench_plots.parse(text, "RESULTS.md")
     assert problem in str(error.value)
 
 

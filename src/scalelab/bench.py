@@ -15,6 +15,7 @@ import datetime as _dt
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -289,3 +290,62 @@ def plot_speedup(
     axes.legend(fontsize="small")
     axes.grid(alpha=0.3)
     return figure
+
+
+def show_results(*sections: str, results: str | os.PathLike[str] | None = None) -> Figure | None:
+    """Sections of bench/RESULTS.md drawn as ``make bench-report`` draws them, for a lab's "Scale it up".
+
+    One labelled plot per table (scalelab.bench_plots): the medians in the table's unit, error bars
+    from the fastest to the slowest run where the table records every run, the machine in the title.
+    ``sections`` are ``## `` titles, exactly; ``results`` defaults to bench/RESULTS.md of the course
+    repository. In a notebook every plot shows; the last one is returned, so that it is the cell's
+    value. Where the file or a section is missing (labs without the course repository), it prints one
+    sentence saying where the figures come from and how to get them, and returns None for want of a plot.
+    """
+    from scalelab import bench_plots
+
+    if not sections:
+        raise TypeError("show_results needs the title of at least one section of bench/RESULTS.md")
+    try:
+        path = Path(results) if results is not None else bench_plots.results_file()
+        text = path.read_text(encoding="utf-8")
+    except OSError:  # no course repository, or no results file in it
+        found = None
+    else:
+        found = {section.title: section for section in bench_plots.parse(text, str(path))}
+    missing = [title for title in sections if not found or title not in found]
+    if missing:
+        names = " and ".join(f'"{title}"' for title in missing)
+        where = "which is not here" if found is None else f"whose copy here ({path}) has no such section"
+        print(f"The figures of {names} come from bench/RESULTS.md in the course repository, {where}: "
+              "run `make bench` there to record them (or see them all with `make bench-report`).")
+    figures = [plot.figure for title in sections if found and title in found
+               for plot in bench_plots.plots(found[title])]
+    if not figures:
+        return None
+    if _notebook_shows(figures[-1]):
+        from IPython.display import display
+
+        for figure in figures[:-1]:
+            display(figure)
+    return figures[-1]
+
+
+def _notebook_shows(figure: Figure) -> bool:
+    """Whether this runs in IPython, making sure it draws a bare Figure as an image (matplotlib's inline
+    backend registers that only once pyplot is imported; until then a Figure shows as text)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return False
+    formatters = shell.display_formatter.formatters
+    for mime in ("image/png", "image/svg+xml", "image/jpeg", "application/pdf"):
+        try:
+            formatters[mime].lookup(figure)
+            return True  # the inline backend (or the user) chose the format already
+        except (KeyError, TypeError):
+            continue
+    from IPython.core.pylabtools import print_figure
+
+    formatters["image/png"].for_type(type(figure), lambda fig: print_figure(fig, "png", bbox_inches="tight"))
+    return True
