@@ -5,8 +5,9 @@ full marks both ways). Plain nbgrader grades them one after another in one cours
 configuration (its preprocessors: without them nbgrader would zero Spark's test cells for their
 log lines, and the grades would differ; demonstrations are skipped both ways) and Spark's JVM as it
 comes. `make grade` grades the same files with its default workers, each submission in its own
-process and course root, its JVMs started for short jobs (QUICK_JVM_OPTIONS and the class archive in
-scalelab.spark), the Spark SQL lab on warm Spark Connect servers (one per worker, grading/connect_lanes.py).
+course root and kernel, each worker with one long-lived grading process (grading/worker.py), its JVMs
+started for short jobs (QUICK_JVM_OPTIONS and the class archive in scalelab.spark), the Spark SQL lab
+on warm Spark Connect servers (one per worker, grading/connect_lanes.py).
 
     python -m bench bench_grading                       # 30 copies of each lab (the class)
     SCALELAB_BENCH_COPIES=4 python -m bench bench_grading

@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import nbformat
+import psutil
 import pytest
 from nbclient.exceptions import DeadKernelError
 
@@ -140,11 +141,20 @@ def _trap_class(folder: Path, solution: Path, lab: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def graded_class(tmp_path_factory):
+def trap_course(tmp_path_factory):
+    """The trap notebook's course, built and released once: (root, solution, released lab)."""
     root = tmp_path_factory.mktemp("trap-course")
-    with pytest.MonkeyPatch.context() as env:  # only while building and grading: later tests see the repo
+    with pytest.MonkeyPatch.context() as env:  # only while building: later tests see the repo
         env.setenv("SCALELAB_ROOT", str(root))
         solution, lab = _trap_course(root)
+    return root, solution, lab
+
+
+@pytest.fixture(scope="module")
+def graded_class(trap_course):
+    root, solution, lab = trap_course
+    with pytest.MonkeyPatch.context() as env:  # only while grading: later tests see the repo
+        env.setenv("SCALELAB_ROOT", str(root))
         folder = root / "submissions"
         _trap_class(folder, solution, lab)
         reports = root / "reports"
@@ -241,6 +251,109 @@ def test_validate_api_gives_the_verdict_the_cli_exit_status_does_not(graded_clas
     assert cli.returncode == 0  # nbgrader says "success" as an exit status even though tests fail...
     verdict = course.validate(lab)
     assert verdict.get("failed"), verdict  # ...while its Python API reports the failures
+
+
+# An answer that records what its kernel can see: its environment and the one its parent (the grading
+# process) started with, and the source of every later cell as IPython runs it (an input transformer, as
+# the `grace` trap uses), test cells' sentinel line included.
+SPY = """import os, pathlib
+_seen = pathlib.Path({folder!r})
+_seen.joinpath("environment").write_text(repr(dict(os.environ)))
+_seen.joinpath("parent-environment").write_bytes(pathlib.Path(f"/proc/{{os.getppid()}}/environ").read_bytes())
+def _record(lines):
+    with _seen.joinpath("sources").open("a") as handle:
+        handle.write("".join(lines))
+    return lines
+get_ipython().input_transformers_cleanup.append(_record)
+"""
+
+
+@pytest.mark.slow
+def test_a_lane_grades_submission_after_submission_each_with_its_own_token(trap_course, tmp_path, monkeypatch):
+    """One long-lived grading process grades two submissions in a row: each kernel runs its own
+    submission's secret token, sees neither token in its environment, and each gets its own grades."""
+    import secrets
+
+    from scalelab.grading import batch, preprocessors
+    from scalelab.grading.worker import GradingProcess
+
+    root, solution, lab = trap_course
+    monkeypatch.setenv("SCALELAB_ROOT", str(root))
+    template = batch._prepare_templates({"99-traps"}, tmp_path / "scratch", [], [])["99-traps"]
+    right = "def words_per_line(lines):\n    return [len(line.split()) for line in lines]\n"
+    single_space = "def words_per_line(lines):\n    return [len(line.split(' ')) for line in lines]\n"
+    expected = {"amy": FULL, "ben": {**FULL, "traps-words-tests": 0.0}}
+    tokens = {student: secrets.token_hex(12) for student in expected}
+    with GradingProcess(course.tool_env(batch._grading_env())) as process:
+        for student, answer in (("amy", right), ("ben", single_space)):
+            seen = tmp_path / f"seen-{student}"
+            seen.mkdir()
+            notebook = _answered(solution, lab, {"traps-words": SPY.format(folder=str(seen)) + answer})
+            job = batch.Job(student, "99-traps", {"99-traps": nbformat.writes(notebook).encode()}, {"99-traps": []})
+            course_root = batch._course_root(job, template, tmp_path / student)
+            outcome = process.grade(course_root, "99-traps", student, 10, 120, tokens[student])
+            assert outcome.success, outcome
+            assert _auto(batch._scores(course_root, student, "99-traps", "99-traps", [])) == expected[student]
+        assert process.started == 1  # both by the same worker process
+    for student, token in tokens.items():
+        other = next(t for s, t in tokens.items() if s != student)
+        sources = (tmp_path / f"seen-{student}" / "sources").read_text()
+        assert f"{preprocessors.SENTINEL_PREFIX}:{token}:traps-total-tests" in sources  # its own token ran
+        assert other not in sources
+        for seen in ("environment", "parent-environment"):
+            environment = (tmp_path / f"seen-{student}" / seen).read_bytes().decode(errors="replace")
+            assert token not in environment and other not in environment, seen
+            assert "SCALELAB_SENTINEL" not in environment and "SCALELAB_ROOT" in environment, seen
+
+
+@pytest.mark.slow
+def test_a_lane_replaces_its_grading_process_after_a_timeout_or_a_crash(trap_course, tmp_path, monkeypatch):
+    """A submission over the time limit gets its error row and one that kills the grading process gets
+    an error row; in the same lane, the next submission is graded by a fresh process."""
+    from scalelab.grading import batch
+    from scalelab.grading.worker import GradingProcess
+
+    made = []
+
+    class Recorded(GradingProcess):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(batch, "GradingProcess", Recorded)
+    root, solution, lab = trap_course
+    monkeypatch.setenv("SCALELAB_ROOT", str(root))
+    folder = tmp_path / "class"
+    folder.mkdir()
+    kernel_pid = tmp_path / "amos-kernel-pid"
+    busy = (f"import os, pathlib\npathlib.Path({str(kernel_pid)!r}).write_text(str(os.getpid()))\n"
+            "sum(range(10**15))")  # C code holding the GIL: the kernel can't notice its parent is gone
+    nbformat.write(_answered(solution, lab, {"traps-words": busy}),
+                   folder / "amos_99-traps.ipynb")  # the cell limit (60 s) is longer than the notebook's
+    nbformat.write(nbformat.read(solution, 4), folder / "beth_99-traps.ipynb")
+    killer = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"  # the kernel's parent: the worker
+    nbformat.write(_answered(solution, lab, {"traps-words": killer}), folder / "carl_99-traps.ipynb")
+    nbformat.write(nbformat.read(solution, 4), folder / "dora_99-traps.ipynb")
+    try:
+        rows = grade_batch(folder, tmp_path / "reports", workers=1, cell_timeout=60, notebook_timeout=10)
+        assert not _running(int(kernel_pid.read_text()))  # the timed-out submission's kernel was killed
+    finally:
+        if kernel_pid.exists() and _running(int(kernel_pid.read_text())):
+            psutil.Process(int(kernel_pid.read_text())).kill()
+    rows = {r.student: r for r in rows}
+    assert rows["amos"].status == "error" and "grading stopped after 10 s" in rows["amos"].message
+    assert rows["beth"].status == "graded" and _auto(rows["beth"]) == FULL, rows["beth"].message
+    assert rows["carl"].status == "error" and rows["carl"].score is None
+    assert rows["dora"].status == "graded" and _auto(rows["dora"]) == FULL, rows["dora"].message
+    # one lane; a fresh process after amos's timeout and after carl's crash (beth's process graded carl)
+    assert len(made) == 1 and made[0].started == 3
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def test_submission_layouts_and_zip(tmp_path):

@@ -48,6 +48,22 @@ def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
         os.killpg(proc.pid, sig)
 
 
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL `proc`'s process group and every process started below it, also those in a group of
+    their own: a Jupyter kernel starts in a session of its own, and one busy in C code that holds the
+    GIL (``sum(range(10**15))``) never notices that its parent is gone."""
+    import psutil
+
+    try:
+        below = psutil.Process(proc.pid).children(recursive=True)  # before the kill: then they are orphans
+    except psutil.NoSuchProcess:
+        below = []
+    kill_group(proc)
+    for child in below:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()  # psutil checks that the pid is still that process
+
+
 def stop_group(proc: subprocess.Popen, grace: float = 20) -> None:
     """SIGTERM to the group, then SIGKILL if it is still there after `grace` seconds."""
     kill_group(proc, signal.SIGTERM)

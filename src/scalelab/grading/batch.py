@@ -1,11 +1,16 @@
 """Grade a whole class: ``make grade SUBMISSIONS=<folder or .zip>``.
 
-Each submission is graded by nbgrader in a private course root under a temporary folder, by its own
-worker process with a time limit, several at a time: on this machine, or on the workers of a Dask
-cluster (``--scheduler tcp://host:8786``) for a class bigger than one machine. Whatever one
-submission does (hang, kill its kernel, break nbgrader), the others are graded and it gets a row
-saying what went wrong. Spark labs without RDDs run on warm Spark Connect servers, one per worker,
-which serve one submission at a time and are cleared between submissions (connect_lanes.py).
+Each submission is graded by nbgrader in a private course root under a temporary folder, with its
+own kernel, its own secret token and a time limit, several at a time: on this machine, or on the
+workers of a Dask cluster (``--scheduler tcp://host:8786``) for a class bigger than one machine.
+On this machine each worker thread is a lane with one long-lived nbgrader process (worker.py,
+``GradingProcess``) that grades its submissions one after another, so nbgrader's start-up is paid once
+per lane, not once per submission; that process is replaced after a timeout (killed with its process
+group and its kernel), a crash or a failed run, and every SUBMISSIONS_PER_PROCESS submissions. On a
+Dask cluster each submission gets a process of its own. Whatever one submission does (hang, kill its
+kernel, break nbgrader), the others are graded and it gets a row saying what went wrong. Spark labs
+without RDDs run on warm Spark Connect servers, one per worker, which serve one submission at a time
+and are cleared between submissions (connect_lanes.py).
 
 Writes ``<reports>/grades.csv`` (one row per student and notebook, points per grade cell) and
 ``<reports>/feedback/<student>/index.html`` (points and messages per exercise, pages.py) linking one
@@ -14,15 +19,18 @@ nbgrader feedback page per notebook, and ``<reports>/summary.html`` for the inst
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
 import re
+import secrets
 import shutil
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -36,7 +44,7 @@ from scalelab.grading import course
 from scalelab.grading.connect_lanes import ConnectLanes
 from scalelab.grading.pages import failure_messages, write_feedback_index, write_summary
 from scalelab.grading.submissions import Rejected, Submission, collect, repair, unpack
-from scalelab.grading.worker import Failure, Outcome
+from scalelab.grading.worker import Failure, GradingProcess, Outcome
 from scalelab.processes import run_group
 from scalelab.spark import QUICK_JVM_OPTIONS
 
@@ -86,9 +94,10 @@ def grade_batch(
     """Grade every notebook found in `source`; write the CSV and feedback under `reports`.
 
     With `scheduler` (a Dask scheduler's address) the submissions are graded on that cluster's
-    workers, each by its own worker process there; otherwise by `workers` processes on this machine,
-    with one Spark Connect server each for the Spark labs without RDDs (`connect_servers`: use these
-    instead of starting them; `spark_connect=False`: every kernel starts the Spark its environment says).
+    workers, each by its own worker process there; otherwise by `workers` lanes on this machine, each a
+    long-lived grading process, with one Spark Connect server each for the Spark labs without RDDs
+    (`connect_servers`: use these instead of starting them; `spark_connect=False`: every kernel starts
+    the Spark its environment says).
     """
     scratch = Path(tempfile.mkdtemp(prefix="scalelab-grade-"))
     try:
@@ -107,10 +116,11 @@ def grade_batch(
             results = _run_here(jobs, templates, cell_timeout, notebook_timeout, workers or default_workers(),
                                 connect_servers if lanes else None)
         progress = Progress(len(jobs))
-        for job, (job_rows, feedback) in results:
-            rows.extend(job_rows)
-            _write_feedback(feedback, job.student, reports)
-            progress.update(job_rows)
+        with contextlib.closing(results):  # on an exception too: its grading processes and servers end
+            for job, (job_rows, feedback) in results:
+                rows.extend(job_rows)
+                _write_feedback(feedback, job.student, reports)
+                progress.update(job_rows)
         rows.sort(key=lambda r: (r.student, r.assignment, r.notebook))
         write_csv(rows, reports / "grades.csv")
         write_feedback_index(rows, reports / "feedback")
@@ -121,8 +131,9 @@ def grade_batch(
 
 
 def _run_here(jobs, templates, cell_timeout, notebook_timeout, workers, connect_servers: Sequence[str] | None):
-    """`workers` threads, each running one grading process at a time; with `connect_servers` not None,
-    each submission borrows a Connect server (one per worker, started here when the sequence is empty)."""
+    """`workers` threads, each a lane with its own long-lived grading process (started on its first
+    submission); with `connect_servers` not None, each submission borrows a Connect server (one per
+    worker, started here when the sequence is empty)."""
     lanes = None
     if connect_servers is not None:
         try:
@@ -131,25 +142,36 @@ def _run_here(jobs, templates, cell_timeout, notebook_timeout, workers, connect_
             print(f"could not start Spark Connect servers ({type(error).__name__}: {str(error)[:300]}); "
                   "each Spark lab starts its own Spark", flush=True)
 
+    local = threading.local()
+    processes: list[GradingProcess] = []
+
+    def lane_process() -> GradingProcess:
+        if getattr(local, "process", None) is None:
+            local.process = GradingProcess(course.tool_env(_grading_env()))
+            processes.append(local.process)
+        return local.process
+
     def grade(job: Job):
+        process = lane_process()
         if lanes is None:
-            return grade_job(job, templates[job.assignment], cell_timeout, notebook_timeout)
+            return grade_job(job, templates[job.assignment], cell_timeout, notebook_timeout, process=process)
         with lanes.lane() as lane:
             if lane.address is None:
-                return grade_job(job, templates[job.assignment], cell_timeout, notebook_timeout)
+                return grade_job(job, templates[job.assignment], cell_timeout, notebook_timeout, process=process)
             rows, pages = grade_job(job, templates[job.assignment], cell_timeout, notebook_timeout,
-                                    {engines.SPARK_CONNECT.name: lane.address})
+                                    {engines.SPARK_CONNECT.name: lane.address}, process=process)
             lane.suspect = any(r.status == "error" for r in rows)  # a query may still run there
             return rows, pages
 
-    try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(grade, job): job for job in jobs}
-            for future in as_completed(futures):
-                yield futures[future], _result_or_error_rows(future, futures[future])
-    finally:
+    with contextlib.ExitStack() as cleanup:  # last in, first out: the pool, the processes, the servers
         if lanes is not None:
-            lanes.close()
+            cleanup.callback(lanes.close)
+        cleanup.callback(lambda: [p.close() for p in processes])
+        pool = ThreadPoolExecutor(max_workers=workers)
+        cleanup.callback(pool.shutdown, wait=True, cancel_futures=True)  # lets those being graded finish
+        futures = {pool.submit(grade, job): job for job in jobs}
+        for future in as_completed(futures):
+            yield futures[future], _result_or_error_rows(future, futures[future])
 
 
 def _uses_spark_connect(job: Job) -> bool:
@@ -270,32 +292,51 @@ def _worker(args: list[str], timeout: int, env: dict | None = None) -> Outcome:
                        log=stdout[-2000:] + stderr[-4000:])
 
 
+def _grading_env() -> dict[str, str]:
+    """What a grading process's environment adds, the same for every submission of a batch."""
+    return {"CI": "1",  # no Spark UI
+            "SCALELAB_SPARK_JAVA_OPTIONS": os.environ.get("SCALELAB_SPARK_JAVA_OPTIONS", QUICK_JVM_OPTIONS)}
+
+
 def grade_job(job: Job, template: bytes, cell_timeout: int, notebook_timeout: int,
-              shared_engines: dict[str, str] | None = None) -> tuple[list[Row], dict[str, bytes]]:
+              shared_engines: dict[str, str] | None = None,
+              process: GradingProcess | None = None) -> tuple[list[Row], dict[str, bytes]]:
     """Grade one job in a private course root on this machine: (rows, feedback pages by file name).
 
     `shared_engines` (engine name -> address, engines.py): running engines that the notebooks able to
-    use them are pointed at, every other one at local engines; None: the environment decides."""
+    use them are pointed at, every other one at local engines; None: the environment decides.
+    `process`: the lane's long-lived grading process; None: a process of this job's own (one-shot
+    ``worker grade``, as on a Dask worker). Either way the job gets its own secret token."""
     with tempfile.TemporaryDirectory(prefix="scalelab-job-") as tmp:
-        root = Path(tmp) / "course"
-        with tarfile.open(fileobj=io.BytesIO(template)) as archive:
-            archive.extractall(root, filter="data")
-        for name, content in job.notebooks.items():
-            target = root / "submitted" / job.student / job.assignment / f"{name}.ipynb"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content)
-        env = {"SCALELAB_SENTINEL": os.urandom(12).hex(), "CI": "1",  # CI=1: no Spark UI
-               "SCALELAB_SPARK_JAVA_OPTIONS": os.environ.get("SCALELAB_SPARK_JAVA_OPTIONS", QUICK_JVM_OPTIONS)}
-        if shared_engines is not None:
-            env["SCALELAB_GRADING_ENGINES"] = json.dumps(shared_engines)
-        outcome = _worker(["grade", "--root", str(root), "--assignment", job.assignment, "--student",
-                           job.student, "--cell-timeout", str(cell_timeout)], timeout=notebook_timeout, env=env)
+        root = _course_root(job, template, Path(tmp) / "course")
+        token = secrets.token_hex(12)
+        if process is not None:
+            outcome = process.grade(root, job.assignment, job.student, cell_timeout, notebook_timeout, token,
+                                    shared_engines)
+        else:
+            env = {**_grading_env(), "SCALELAB_SENTINEL": token}
+            if shared_engines is not None:
+                env["SCALELAB_GRADING_ENGINES"] = json.dumps(shared_engines)
+            outcome = _worker(["grade", "--root", str(root), "--assignment", job.assignment, "--student",
+                               job.student, "--cell-timeout", str(cell_timeout)], timeout=notebook_timeout,
+                              env=env)
         if not outcome.success:
             reason = _explain_failure(outcome, notebook_timeout)
             return [Row(job.student, job.assignment, name, "error", message=reason) for name in job.notebooks], {}
         rows = [_scores(root, job.student, job.assignment, name, job.notes[name]) for name in job.notebooks]
         pages = root / "feedback" / job.student / job.assignment
         return rows, {page.name: page.read_bytes() for page in pages.glob("*.html")}
+
+
+def _course_root(job: Job, template: bytes, root: Path) -> Path:
+    """A private course root at `root`: the assignment's gradebook and the job's notebooks as submitted."""
+    with tarfile.open(fileobj=io.BytesIO(template)) as archive:
+        archive.extractall(root, filter="data")
+    for name, content in job.notebooks.items():
+        target = root / "submitted" / job.student / job.assignment / f"{name}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+    return root
 
 
 def _write_feedback(pages: dict[str, bytes], student: str, reports: Path) -> None:

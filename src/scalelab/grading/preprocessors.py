@@ -13,14 +13,15 @@
 * ``SkipDemonstrations``: cells tagged ``skip-when-grading`` (timing loops, "Scale it up"
   measurements) are not run while grading; nothing a test cell needs lives in them.
 * ``ExecuteOnSharedEngines``: nbgrader's ``Execute``, with the kernel of a Spark lab without RDDs
-  pointed at the batch's warm Spark Connect server (``SCALELAB_GRADING_ENGINES``), every other
-  kernel at local engines: a submission no longer pays for a JVM of its own.
+  pointed at the batch's warm Spark Connect server (``start_submission``'s shared engines), every
+  other kernel at local engines: a submission no longer pays for a JVM of its own.
+
+The grading worker calls ``start_submission`` before each submission it grades: its secret token, its
+engines, and the kernel-died flag cleared (a worker grades many submissions, one at a time).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
 
 from nbclient.exceptions import DeadKernelError
@@ -33,18 +34,27 @@ from scalelab import engines
 from scalelab.grading.cells import SKIPPED_NOTE, is_demonstration
 from scalelab.grading.cells import is_test as _is_test_cell
 
-# One token per grading process; the batch runner gives each submission its own.
-# Read, then removed from the environment, so that the kernel started later doesn't inherit it.
-TOKEN = os.environ.pop("SCALELAB_SENTINEL", "") or secrets.token_hex(12)
-# Engine name -> address of the engines this grading process shares between submissions (engines.py);
-# unset: every kernel inherits this process's environment, as nbgrader's own Execute does.
-SHARED_ENGINES = json.loads(os.environ.pop("SCALELAB_GRADING_ENGINES", "null"))
+# The state of the submission being graded, set by `start_submission` (the grading worker calls it
+# before each submission; plain `nbgrader` gets a random token and no shared engines).
+# The secret token the test cells print: never in the environment that a kernel inherits.
+TOKEN = secrets.token_hex(12)
+# Engine name -> address of the running engines this submission's notebooks may use (engines.py);
+# None: every kernel inherits this process's environment, as nbgrader's own Execute does.
+SHARED_ENGINES: dict[str, str] | None = None
 SENTINEL_PREFIX = "scalelab-test-cell-done"
 # Set when a notebook's kernel dies under ExecuteOnSharedEngines. nbgrader logs the error as text and
-# raises its own NbGraderException, so the grading worker (one submission a process) reads it here.
+# raises its own NbGraderException, so the grading worker reads it here after the submission.
 kernel_died = False
 # jupyter_client's error for a kernel that dies while starting: a plain RuntimeError, known by its text
 _DIED_STARTING = "Kernel died before replying to kernel_info"
+
+
+def start_submission(token: str, shared_engines: dict[str, str] | None) -> None:
+    """Before grading a submission: its own secret token and engines, and no kernel died yet."""
+    global TOKEN, SHARED_ENGINES, kernel_died
+    if not token:
+        raise ValueError("a submission needs a secret token")
+    TOKEN, SHARED_ENGINES, kernel_died = token, shared_engines, False
 
 
 def _sentinel(cell) -> str:
