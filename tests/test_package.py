@@ -129,3 +129,28 @@ def test_recording_sees_the_calls_an_answer_makes_and_puts_the_method_back():
         Session().sql("SELECT 2")
         raise ValueError("the answer failed")
     assert len(calls) == 1 and vars(Session)["sql"] is method  # put back, even after a failure
+
+
+def test_a_timeout_kills_what_left_the_process_group_too(tmp_path):
+    """run_group's time limit also ends a child in a session of its own (as a Jupyter kernel is): left alive, it
+    kept the output pipes open and run_group waited for it."""
+    import os
+    import sys
+    import time
+
+    from scalelab.processes import run_group
+
+    pid_file = tmp_path / "pid"
+    child = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(600)"
+    parent = ("import subprocess, sys, time\n"
+              f"subprocess.Popen([sys.executable, '-c', {child!r}], start_new_session=True)\n"
+              "time.sleep(600)\n")
+    assert run_group([sys.executable, "-c", parent], timeout=5).timed_out
+    pid = int(pid_file.read_text())
+    for _ in range(50):  # the kill is sent before run_group returns; give the kernel a moment to reap it
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the child in its own session ({pid}) outlived the time limit")

@@ -22,7 +22,7 @@ class Finished:
 
 
 def run_group(command: list[str], timeout: float, **popen) -> Finished:
-    """Run `command` in a new process group; after `timeout` seconds kill the group, then collect the output.
+    """Run `command` in a new process group; after `timeout` seconds kill it (`kill_tree`), then collect the output.
 
     Output is captured as text (stdout and stderr unless `popen` says otherwise, e.g. ``stderr=STDOUT``).
     """
@@ -32,7 +32,7 @@ def run_group(command: list[str], timeout: float, **popen) -> Finished:
             out, err = proc.communicate(timeout=timeout)
             timed_out = False
         except subprocess.TimeoutExpired:
-            kill_group(proc)
+            kill_tree(proc)  # the group, and what left it (a Jupyter kernel starts a session of its own)
             out, err = proc.communicate()
             timed_out = True
     return Finished(proc.returncode, out or "", err or "", timed_out)

@@ -280,7 +280,7 @@ def _pack(root: Path) -> bytes:
 
 def _worker(args: list[str], timeout: int, env: dict | None = None) -> Outcome:
     command = [sys.executable, "-m", "scalelab.grading.worker", *args]
-    run = run_group(command, timeout, env=course.tool_env(env))  # the worker, its kernel and all they start
+    run = run_group(command, timeout, env=course.tool_env(env))  # a timeout ends the worker, its kernel and all
     if run.timed_out:
         return Outcome(False, error=f"stopped after {timeout} s", failure=Failure.TIMED_OUT)
     stdout, stderr = run.stdout, run.stderr
