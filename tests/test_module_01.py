@@ -2,9 +2,9 @@
 
 The references are `collections.Counter` over the whole text and the Unix pipeline
 `LC_ALL=C tr -cs 'A-Za-z' '\\n' | tr 'A-Z' 'a-z' | sort | uniq -c`, run here directly (not through the
-notebook's `unix_word_count`). The solution notebooks' code cells run in a fresh module so that a
-`multiprocessing.Pool` (fork) can pickle their functions by name; cells that only time things are skipped.
-The module uses no Spark or Dask, so no loopback cluster fixture applies.
+notebook's `unix_word_count`). The solution notebooks' set-up, worked-example and answer cells run in a
+fresh module (tests/solution_notebooks.py), registered so that a `multiprocessing.Pool` (fork) can pickle
+their functions by name. The module uses no Spark or Dask, so no loopback cluster fixture applies.
 """
 
 from __future__ import annotations
@@ -20,26 +20,16 @@ from collections import Counter
 from multiprocessing import Pool
 from pathlib import Path
 
-import nbformat
 import pytest
+from solution_notebooks import run_solution
 
 from scalelab.datasets import make_corpus, write_corpus
 
-REPO = Path(__file__).resolve().parents[1]
-FOLDER = REPO / "solutions" / "01-mapreduce"
-SKIP_MARKERS = ("time_it(", "shutil.rmtree", "ProcessPool(")  # timings, clean-up, an extra pool: not needed here
 
-
-def load_notebook(stem: str) -> types.ModuleType:
-    """Run a solution notebook's code cells (answers and worked examples, not test cells) in a new module."""
-    notebook = nbformat.read(FOLDER / f"{stem}.ipynb", as_version=4)
-    module = types.ModuleType(f"mr01_{stem.replace('-', '_')}")
+def load_notebook(stem: str, *grade_ids: str, demonstrations: bool = False) -> types.ModuleType:
+    """The solution's module, importable by name: a worker process unpickles its functions from sys.modules."""
+    module = run_solution(stem, *grade_ids, examples=True, demonstrations=demonstrations)
     sys.modules[module.__name__] = module
-    for cell in notebook.cells:
-        grading = cell.metadata.get("nbgrader", {})
-        if cell.cell_type != "code" or grading.get("grade") or any(m in cell.source for m in SKIP_MARKERS):
-            continue
-        exec(compile(cell.source, f"{stem}:{cell.id}", "exec"), module.__dict__)
     return module
 
 
@@ -50,12 +40,12 @@ def lazy():
 
 @pytest.fixture(scope="module")
 def parallel():
-    return load_notebook("01-reduce-and-parallel")
+    return load_notebook("01-reduce-and-parallel", "mr-reduce-lengths", "mr-pool-count", "mr-fold")  # no timings
 
 
 @pytest.fixture(scope="module")
 def by_hand():
-    return load_notebook("01-mapreduce-by-hand")
+    return load_notebook("01-mapreduce-by-hand", demonstrations=True)  # a demonstration writes the streaming scripts
 
 
 def messy_text(seed: int, n_words: int) -> str:

@@ -1,7 +1,8 @@
 """Module 02 (Spark RDDs): the solutions agree with networkx, scikit-learn and Counter on fresh data.
 
-One local SparkSession serves the whole file. The solution functions are the notebooks' answer cells,
-run in a fresh namespace (with the few worked-example helpers they use); the references never call them.
+One local SparkSession serves the whole file (the notebooks' set-up cells get it from `get_spark()`). The
+solution functions are the notebooks' answer cells, run with their set-up (and in 02-text-at-scale the
+worked examples that define `tokens`) by tests/solution_notebooks.py; the references never call them.
 The generators of ``scalelab.datasets.graphs`` and ``scalelab.spark.spark_submit`` are unit-tested here
 too. The notebooks' runs on the loopback standalone cluster are in tests/test_grading.py.
 """
@@ -13,24 +14,14 @@ import re
 import textwrap
 from collections import Counter
 from itertools import pairwise
-from pathlib import Path
 
-import nbformat
 import networkx as nx
 import numpy as np
 import pytest
+from solution_notebooks import run_solution
 
 from scalelab.datasets import make_corpus
 from scalelab.datasets.graphs import make_labelled_points, make_web_graph
-
-MODULE = Path(__file__).resolve().parent.parent / "solutions" / "02-spark-rdd"
-SETUP = """
-import functools, math, operator, random, re
-from itertools import pairwise
-from operator import add
-import numpy as np
-"""
-HELPERS = ("def tokens(",)  # worked-example cells the answers rely on
 
 
 @pytest.fixture(scope="module")
@@ -40,20 +31,6 @@ def sc():
     spark = get_spark("test-module-02")
     yield spark.sparkContext
     stop_spark()
-
-
-def _solutions(sc, notebook: str, *grade_ids: str) -> dict:
-    """The named answer cells of a solution notebook (and the helpers they use), run in a fresh namespace."""
-    cells = nbformat.read(MODULE / notebook, 4).cells
-    answers = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in cells}
-    namespace: dict = {"sc": sc}
-    exec(SETUP, namespace)
-    for cell in cells:
-        if cell.cell_type == "code" and cell.source.startswith(HELPERS):
-            exec(cell.source, namespace)
-    for grade_id in grade_ids:
-        exec(re.sub(r"\s*### (BEGIN|END) SOLUTION", "", answers[grade_id]), namespace)
-    return namespace
 
 
 # --- generators ------------------------------------------------------------------------------------
@@ -121,15 +98,15 @@ def test_spark_submit_runs_a_job_and_reports_failures(tmp_path, monkeypatch):
 
 
 def test_basics_against_python(sc):
-    answers = _solutions(sc, "02-rdd-basics.ipynb", "rdd-partition-sizes", "rdd-summary", "rdd-mean-by-key")
-    assert answers["partition_sizes"](sc.parallelize(range(23), 5)) == [len(range(23)[i * 23 // 5:(i + 1) * 23 // 5])
-                                                                        for i in range(5)]
+    answers = run_solution("02-rdd-basics")
+    assert answers.partition_sizes(sc.parallelize(range(23), 5)) == [len(range(23)[i * 23 // 5:(i + 1) * 23 // 5])
+                                                                     for i in range(5)]
     rng = np.random.default_rng(21)
     values = rng.normal(size=301).tolist()
-    count, total, low, high = answers["summary"](sc.parallelize(values, 7))
+    count, total, low, high = answers.summary(sc.parallelize(values, 7))
     assert (count, low, high) == (301, min(values), max(values)) and math.isclose(total, sum(values))
     pairs = list(zip(rng.integers(0, 9, 999).tolist(), rng.normal(size=999).tolist(), strict=True))
-    means = answers["mean_by_key"](sc.parallelize(pairs, 4))
+    means = answers.mean_by_key(sc.parallelize(pairs, 4))
     groups: dict = {}
     for key, value in pairs:
         groups.setdefault(key, []).append(value)
@@ -138,15 +115,15 @@ def test_basics_against_python(sc):
 
 
 def test_text_counts_against_counter(sc):
-    answers = _solutions(sc, "02-text-at-scale.ipynb", "rdd-word-count", "rdd-bigrams", "rdd-phrases")
+    answers = run_solution("02-text-at-scale", examples=True)  # `tokens` is a worked example
     lines = make_corpus(6_000, seed=22).splitlines() + ["Hello, WORLD! hello-world", ""]
     words = [re.findall(r"[a-z]+", line.lower()) for line in lines]
-    assert dict(answers["word_counts"](sc.parallelize(lines, 3)).collect()) == Counter(w for ws in words for w in ws)
+    assert dict(answers.word_counts(sc.parallelize(lines, 3)).collect()) == Counter(w for ws in words for w in ws)
     bigrams = Counter(pair for ws in words for pair in pairwise(ws))
-    assert dict(answers["bigram_counts"](sc.parallelize(lines, 3)).collect()) == bigrams
+    assert dict(answers.bigram_counts(sc.parallelize(lines, 3)).collect()) == bigrams
 
     background = make_corpus(3_000, seed=23).splitlines()
-    scores = dict(answers["phrase_scores"](sc.parallelize(lines, 2), sc.parallelize(background, 2)).collect())
+    scores = dict(answers.phrase_scores(sc.parallelize(lines, 2), sc.parallelize(background, 2)).collect())
     bg_words = [re.findall(r"[a-z]+", line.lower()) for line in background]
     bg_bigrams = Counter(pair for ws in bg_words for pair in pairwise(ws))
     fg_words = Counter(w for ws in words for w in ws)
@@ -163,13 +140,13 @@ def test_text_counts_against_counter(sc):
 
 
 def test_pagerank_agrees_with_networkx(sc):
-    answers = _solutions(sc, "02-iterative.ipynb", "rdd-pagerank")
+    answers = run_solution("02-iterative", "rdd-pagerank")
     edges = [tuple(e) for e in make_web_graph(150, 500, seed=24).tolist()]
     graph = nx.DiGraph(edges)
     assert any(graph.out_degree(v) == 0 for v in graph), "the graph has dangling pages"
     # damping 0.5 converges fast: 20 iterations leave an error below 0.5**20 ~ 1e-6, while the wrong
     # formulas of the grading cases are off by more than 1e-3
-    ranks = answers["pagerank"](sc.parallelize(edges, 3), 20, 0.5, 3)
+    ranks = answers.pagerank(sc.parallelize(edges, 3), 20, 0.5, 3)
     reference = nx.pagerank(graph, alpha=0.5, tol=1e-12, max_iter=2000)
     assert ranks.keys() == reference.keys()
     assert max(abs(ranks[v] - reference[v]) for v in reference) < 1e-5
@@ -178,9 +155,9 @@ def test_pagerank_agrees_with_networkx(sc):
 def test_logistic_regression_agrees_with_scikit_learn(sc):
     from sklearn.linear_model import LogisticRegression
 
-    answers = _solutions(sc, "02-iterative.ipynb", "rdd-logistic")
+    answers = run_solution("02-iterative", "rdd-logistic")
     data = make_labelled_points(1_500, 4, seed=25)
-    weights = answers["train_logistic"](sc.parallelize(list(zip(data.labels, data.features, strict=True)), 3), 60, 1.0)
+    weights = answers.train_logistic(sc.parallelize(list(zip(data.labels, data.features, strict=True)), 3), 60, 1.0)
     reference = LogisticRegression(fit_intercept=False, C=1e6, max_iter=1000).fit(data.features, data.labels)
     assert np.array_equal(np.sign(weights), np.sign(reference.coef_[0]))
     accuracy = ((data.features @ weights > 0) == (data.labels == 1)).mean()

@@ -7,12 +7,11 @@ import io
 import json
 import math
 import re
-from pathlib import Path
 
-import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+from solution_notebooks import run_solution
 
 from scalelab.datasets.events import (
     GARBAGE_LINES,
@@ -23,19 +22,6 @@ from scalelab.datasets.events import (
     make_users,
     write_page_views,
 )
-
-MODULE = Path(__file__).resolve().parent.parent / "solutions" / "03-spark-sql"
-NOTEBOOKS = ("03-dataframes-and-sql.ipynb", "03-offline-collector.ipynb", "03-similarity.ipynb",
-             "03-file-formats.ipynb")
-SETUP = """
-import math
-import numpy as np, pandas as pd
-from pyspark.sql import Window
-from pyspark.sql import functions as F
-from pyspark.sql.functions import pandas_udf, udf
-from scalelab.datasets.events import PAGE_VIEW_SCHEMA
-"""
-
 
 # --- the generators -------------------------------------------------------------------------------
 
@@ -96,17 +82,6 @@ def spark():
     stop_spark()
 
 
-def _solutions(notebook: str, spark, *grade_ids: str) -> dict:
-    """The named answer cells of a solution notebook, run in a fresh namespace."""
-    notebook_cells = nbformat.read(MODULE / notebook, 4).cells
-    cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in notebook_cells}
-    namespace: dict = {"spark": spark}
-    exec(SETUP, namespace)
-    for grade_id in grade_ids:
-        exec(re.sub(r"\s*### (BEGIN|END) SOLUTION", "", cells[grade_id]), namespace)
-    return namespace
-
-
 def _plan(df) -> str:
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
@@ -115,21 +90,21 @@ def _plan(df) -> str:
 
 
 def test_dataframes_and_sql_solutions_agree_with_pandas(spark):
-    answers = _solutions("03-dataframes-and-sql.ipynb", spark, "sql-country-sql", "sql-broadcast", "sql-latest")
+    answers = run_solution("03-dataframes-and-sql")
     users, ratings = make_users(60, seed=901), make_ratings(80, 15, ratings_per_user=6, seed=901)
-    got = answers["mean_rating_by_country"](spark, spark.createDataFrame(ratings), spark.createDataFrame(users))
+    got = answers.mean_rating_by_country(spark, spark.createDataFrame(ratings), spark.createDataFrame(users))
     want = ratings.merge(users, on="user_id").groupby("country_code").rating.agg(["count", "mean"])
     assert got.country_code.tolist() == want.index.tolist()
     assert got.n_ratings.tolist() == want["count"].tolist()
     assert np.allclose(got.mean_rating.to_numpy(dtype=float), want["mean"].to_numpy())
 
-    latest = answers["latest_ratings"](spark.createDataFrame(ratings)).toPandas()
+    latest = answers.latest_ratings(spark.createDataFrame(ratings)).toPandas()
     latest = latest.sort_values(["user_id", "item_id"]).reset_index(drop=True)
     assert latest.rating.tolist() == latest_ratings_pandas(ratings).rating.tolist()
 
     spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
     try:
-        joined = answers["ratings_with_country"](spark.createDataFrame(ratings), spark.createDataFrame(users))
+        joined = answers.ratings_with_country(spark.createDataFrame(ratings), spark.createDataFrame(users))
         assert "BroadcastHashJoin" in _plan(joined)
     finally:
         spark.conf.unset("spark.sql.autoBroadcastJoinThreshold")
@@ -139,11 +114,11 @@ def test_dataframes_and_sql_solutions_agree_with_pandas(spark):
 
 
 def test_collector_solutions_agree_with_pandas(spark, tmp_path):
-    answers = _solutions("03-offline-collector.ipynb", spark, "sql-read-views", "sql-user-item", "sql-popularity")
+    answers = run_solution("03-offline-collector")
     written = write_page_views(tmp_path, 4_000, seed=902, files=2, malformed=0.03, n_users=90, n_pages=25, days=5,
                                duplicates=0.1)
     users_pd = make_users(90, seed=902)
-    views = answers["read_page_views"](spark, str(tmp_path))
+    views = answers.read_page_views(spark, str(tmp_path))
     assert views.count() == len(written.events)
     users = spark.createDataFrame(users_pd)
 
@@ -151,21 +126,14 @@ def test_collector_solutions_agree_with_pandas(spark, tmp_path):
     events = events[events.view_tstamp.str[:10] >= "2024-03-02"].merge(
         users_pd, left_on="authenticated_user_id", right_on="user_id")
     events = events[events.country_code == "US"]
-    counts = answers["user_item_view_counts"](spark, views, users, "US", "2024-03-02").collect()
+    counts = answers.user_item_view_counts(spark, views, users, "US", "2024-03-02").collect()
     want = events.groupby(["authenticated_user_id", "page_url_path"]).page_view_id.nunique()
     assert {(r[0], r[1]): r[2] for r in counts} == {k: v for k, v in want.items()}
     assert want.sum() < len(events)  # the logs hold duplicates, so distinct counting is tested
 
-    popular = answers["item_popularity"](spark, views, users, "US", "2024-03-02").collect()
+    popular = answers.item_popularity(spark, views, users, "US", "2024-03-02").collect()
     want = events.groupby("page_url_path").user_id.nunique()
     assert {r["page_url_path"]: r["count_viewers"] for r in popular} == want.to_dict()
-
-
-def _centre(ratings: pd.DataFrame) -> pd.DataFrame:
-    latest = latest_ratings_pandas(ratings)[["user_id", "item_id", "rating"]]
-    latest["user_mean"] = latest.groupby("user_id").rating.transform("mean")
-    latest["deviation"] = latest.rating - latest.user_mean
-    return latest
 
 
 def _similarities(centred: pd.DataFrame, min_common: int) -> dict:
@@ -181,18 +149,18 @@ def _similarities(centred: pd.DataFrame, min_common: int) -> dict:
 
 
 def test_similarity_affinity_and_top_n_agree_with_numpy(spark):
-    answers = _solutions("03-similarity.ipynb", spark, "sql-similarity", "sql-affinity", "sql-top-n")
-    centred = _centre(make_ratings(50, 18, ratings_per_user=8, seed=903))
+    answers = run_solution("03-similarity", examples=True)  # and its worked example `centre_pandas`
+    centred = answers.centre_pandas(make_ratings(50, 18, ratings_per_user=8, seed=903))
     want = _similarities(centred, 3)
     assert {(1, v) for v in range(2, 51)}.isdisjoint(want)  # user 1 has zero variance: no similarity at all
-    got = answers["user_similarity"](spark.createDataFrame(centred), 3).collect()
+    got = answers.user_similarity(spark.createDataFrame(centred), 3).collect()
     got = {(r.user_a, r.user_b): r.similarity for r in got}
     assert sorted(got) == sorted(want)
     assert np.allclose([got[k] for k in sorted(want)], [want[k] for k in sorted(want)])
 
     sims = pd.DataFrame([(u, v, 0, s) for (u, v), s in want.items()],
                         columns=["user_a", "user_b", "n_common", "similarity"])
-    affinities = answers["affinity"](spark.createDataFrame(centred), spark.createDataFrame(sims)).toPandas()
+    affinities = answers.affinity(spark.createDataFrame(centred), spark.createDataFrame(sims)).toPandas()
     rated = set(zip(centred.user_id, centred.item_id, strict=True))
     means = centred.groupby("user_id").user_mean.first()
     for row in affinities.sample(40, random_state=0).itertuples():
@@ -203,7 +171,7 @@ def test_similarity_affinity_and_top_n_agree_with_numpy(spark):
         expected = means[row.user_id] + sum(s * d for s, d in votes) / sum(abs(s) for s, _ in votes)
         assert row.n_neighbours == len(votes) and math.isclose(row.affinity, expected, rel_tol=1e-9)
 
-    top = answers["top_n"](spark.createDataFrame(affinities[["user_id", "item_id", "affinity"]]), 3).toPandas()
+    top = answers.top_n(spark.createDataFrame(affinities[["user_id", "item_id", "affinity"]]), 3).toPandas()
     want_top = affinities.sort_values(["user_id", "affinity", "item_id"], ascending=[True, False, True])
     want_top = want_top.groupby("user_id").head(3)
     assert sorted(zip(top.user_id, top.item_id, strict=True)) == sorted(
@@ -214,14 +182,14 @@ def test_similarity_affinity_and_top_n_agree_with_numpy(spark):
 def test_file_format_solutions_prune_and_agree_with_pandas(spark, tmp_path):
     from pyspark.sql import functions as F
 
-    answers = _solutions("03-file-formats.ipynb", spark, "sql-pruned", "sql-arrow")
+    answers = run_solution("03-file-formats")
     written = write_page_views(tmp_path / "raw", 3_000, seed=904, files=2, n_users=80, n_pages=20, days=4)
     users = spark.createDataFrame(make_users(80, seed=904))
     views = spark.read.schema(PAGE_VIEW_SCHEMA).option("mode", "DROPMALFORMED").json(str(written.folder))
     table = (views.join(users, views.authenticated_user_id == users.user_id).drop("user_id", "signup_date")
              .withColumn("view_date", F.to_date("view_tstamp")))
     table.write.partitionBy("view_date").parquet(str(tmp_path / "pq"))
-    answer = answers["mobile_views_per_page"](spark, str(tmp_path / "pq"), "2024-03-03", "DE")
+    answer = answers.mobile_views_per_page(spark, str(tmp_path / "pq"), "2024-03-03", "DE")
     scan = [line for line in _plan(answer).splitlines() if "FileScan" in line][0]
     assert re.search(r"PartitionFilters: \[[^\]]*view_date", scan)
     assert "EqualTo(country_code,DE)" in scan and "dwell_ms" not in scan.split("ReadSchema")[1]
@@ -232,7 +200,7 @@ def test_file_format_solutions_prune_and_agree_with_pandas(spark, tmp_path):
 
     paths = ["/Tech/a", "/news", "/x/", None, "//y"]
     df = spark.createDataFrame(pd.DataFrame({"p": paths}), "p STRING")
-    got = [r[0] for r in df.select(answers["section_arrow"]("p")).collect()]
+    got = [r[0] for r in df.select(answers.section_arrow("p")).collect()]
     assert got == [None if p is None else p.split("/")[1].lower() for p in paths]
 
 # The labs themselves run on the Spark Connect fixture with their grading cases (tests/test_grading.py).

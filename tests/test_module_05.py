@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
-import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+from solution_notebooks import run_solution
 
 from scalelab.datasets.graphs import make_labelled_points
 from scalelab.datasets.learning import (
@@ -20,9 +17,6 @@ from scalelab.datasets.learning import (
     points_table,
     split_by_hash,
 )
-
-MODULE = Path(__file__).resolve().parent.parent / "solutions" / "05-mllib"
-
 
 # --- the generators -------------------------------------------------------------------------------
 
@@ -81,19 +75,6 @@ def spark():
     stop_spark()
 
 
-def _solutions(notebook: str, spark) -> dict:
-    """A solution notebook's set-up cell and answer cells, run in a fresh namespace."""
-    cells = nbformat.read(MODULE / notebook, 4).cells
-    namespace: dict = {}
-    setup = next(c.source for c in cells if c.cell_type == "code" and "get_spark()" in c.source)
-    exec(setup, namespace)
-    assert namespace["spark"] is spark
-    for cell in cells:
-        if cell.metadata.get("nbgrader", {}).get("solution") and cell.cell_type == "code":
-            exec(re.sub(r"\s*### (BEGIN|END) SOLUTION", "", cell.source), namespace)
-    return namespace
-
-
 @pytest.mark.slow  # starts Spark
 def test_features_solutions_agree_with_scikit_learn(spark):
     from pyspark.ml.functions import vector_to_array
@@ -101,9 +82,10 @@ def test_features_solutions_agree_with_scikit_learn(spark):
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    answers = _solutions("05-features.ipynb", spark)
+    answers = run_solution("05-features")
+    assert answers.spark is spark  # the notebook's set-up cell got this session from get_spark()
     customers = make_customers(120, seed=501)
-    features = answers["encode_features"](spark.createDataFrame(customers)).transform(spark.createDataFrame(customers))
+    features = answers.encode_features(spark.createDataFrame(customers)).transform(spark.createDataFrame(customers))
     got = np.array(features.orderBy("customer_id").select(vector_to_array("features").alias("f")).toPandas().f.tolist())
     blocks = []
     for column in ("plan", "region"):
@@ -116,12 +98,12 @@ def test_features_solutions_agree_with_scikit_learn(spark):
 
     matrix = np.random.default_rng(502).normal(2, 4, (25, 4))
     frame = spark.createDataFrame([(i, Vectors.dense(r.tolist())) for i, r in enumerate(matrix)], ["id", "features"])
-    scaled = answers["standardise_like_sklearn"](frame).orderBy("id").select(vector_to_array("scaled").alias("z"))
+    scaled = answers.standardise_like_sklearn(frame).orderBy("id").select(vector_to_array("scaled").alias("z"))
     np.testing.assert_allclose(np.array(scaled.toPandas().z.tolist()), StandardScaler().fit_transform(matrix),
                                rtol=1e-9, atol=1e-12)
 
     reviews = make_reviews(40, seed=503)
-    vocabulary, table = answers["tfidf_like_sklearn"](spark.createDataFrame(reviews[["doc_id", "text"]]))
+    vocabulary, table = answers.tfidf_like_sklearn(spark.createDataFrame(reviews[["doc_id", "text"]]))
     weights = dict(zip(table.toPandas().doc_id, table.toPandas().tfidf, strict=True))
     vectorizer = TfidfVectorizer()
     want = vectorizer.fit_transform(reviews.text).toarray()
@@ -137,9 +119,9 @@ def test_pipeline_solutions_agree_with_scikit_learn_and_numpy(spark):
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import PredefinedSplit
 
-    answers = _solutions("05-pipelines-and-tuning.ipynb", spark)
+    answers = run_solution("05-pipelines-and-tuning")
     customers = make_customers(320, seed=504)
-    model, auc = answers["fit_churn_model"](spark.createDataFrame(customers))
+    model, auc = answers.fit_churn_model(spark.createDataFrame(customers))
     numeric = ["age", "monthly_spend", "tenure_months"]
     design = pd.get_dummies(customers[["plan", "region"]], drop_first=True, dtype=float).join(customers[numeric])
     train = (customers.split == "train").to_numpy()
@@ -151,7 +133,7 @@ def test_pipeline_solutions_agree_with_scikit_learn_and_numpy(spark):
     np.testing.assert_allclose(scaler.mean.toArray()[-3:], customers[train][numeric].mean(), rtol=1e-9)
 
     curve = make_curve(50, seed=505)
-    fitted = answers["tune_degree"](spark.createDataFrame(curve))
+    fitted = answers.tune_degree(spark.createDataFrame(curve))
     folds = PredefinedSplit(curve.fold.to_numpy())
     for params, metric in zip(fitted.getEstimatorParamMaps(), fitted.avgMetrics, strict=True):
         named = {p.name: v for p, v in params.items()}
@@ -171,14 +153,14 @@ def test_optimisation_solutions_agree_with_numpy_and_mllib(spark):
     from pyspark.ml.classification import NaiveBayes
     from pyspark.ml.feature import CountVectorizer, Tokenizer
 
-    answers = _solutions("05-optimisation-by-hand.ipynb", spark)
+    answers = run_solution("05-optimisation-by-hand")
     problem = make_labelled_points(150, 4, seed=506)
     x, y = problem.features, problem.labels
     frame = spark.createDataFrame(points_table(x, y)).cache()
     w = np.linspace(-0.5, 0.5, 5)
-    np.testing.assert_allclose(answers["logistic_gradient"](frame, w), x.T @ (1 / (1 + np.exp(-x @ w)) - y) / len(y),
+    np.testing.assert_allclose(answers.logistic_gradient(frame, w), x.T @ (1 / (1 + np.exp(-x @ w)) - y) / len(y),
                                rtol=1e-9, atol=1e-12)
-    history = answers["minibatch_descent"](frame, np.zeros(5), 0.8, 3, 2)  # with the solution's own gradient
+    history = answers.minibatch_descent(frame, np.zeros(5), 0.8, 3, 2)  # with the solution's own gradient
     w = np.zeros(5)
     for step in range(6):
         rows = np.arange(len(y)) % 3 == step % 3
@@ -186,7 +168,7 @@ def test_optimisation_solutions_agree_with_numpy_and_mllib(spark):
         np.testing.assert_allclose(history[step], w, rtol=1e-9, atol=1e-12)
 
     reviews = spark.createDataFrame(make_reviews(50, seed=507))
-    priors, probs = answers["naive_bayes_counts"](reviews)
+    priors, probs = answers.naive_bayes_counts(reviews)
     tokens = Tokenizer(inputCol="text", outputCol="words").transform(reviews)
     vectorizer = CountVectorizer(inputCol="words", outputCol="features").fit(tokens)
     bayes = NaiveBayes(smoothing=1.0).fit(vectorizer.transform(tokens))
@@ -200,13 +182,13 @@ def test_clustering_and_recommendation_solutions_agree_with_scikit_learn_and_num
     from pyspark.ml.recommendation import ALS
     from sklearn.cluster import KMeans
 
-    answers = _solutions("05-clustering-and-recommendations.ipynb", spark)
+    answers = run_solution("05-clustering-and-recommendations")
     blobs = make_blobs(120, k=3, dim=2, seed=508)
     frame = spark.createDataFrame(pd.DataFrame({"id": range(120), "x0": blobs.points[:, 0], "x1": blobs.points[:, 1]}))
     start = blobs.points[[0, 1, 2]]
     centres = start
     for _ in range(4):
-        centres, _cost = answers["kmeans_step"](frame, centres)
+        centres, _cost = answers.kmeans_step(frame, centres)
     reference = KMeans(n_clusters=3, init=start, n_init=1, max_iter=4, algorithm="lloyd", tol=0).fit(blobs.points)
     np.testing.assert_allclose(centres, reference.cluster_centers_, rtol=1e-9)
 
@@ -214,7 +196,7 @@ def test_clustering_and_recommendation_solutions_agree_with_scikit_learn_and_num
     train = ratings[ratings.split == "train"]
     model = ALS(rank=3, maxIter=3, userCol="user_id", itemCol="item_id", ratingCol="rating", seed=1).fit(
         spark.createDataFrame(train[["user_id", "item_id", "rating"]]))
-    recs = answers["top_k_unrated"](model, spark.createDataFrame(train[["user_id", "item_id"]]), 4).toPandas()
+    recs = answers.top_k_unrated(model, spark.createDataFrame(train[["user_id", "item_id"]]), 4).toPandas()
     users = model.userFactors.toPandas()
     items = model.itemFactors.toPandas()
     scores = np.array(users.features.tolist(), dtype=float) @ np.array(items.features.tolist(), dtype=float).T
@@ -226,7 +208,7 @@ def test_clustering_and_recommendation_solutions_agree_with_scikit_learn_and_num
         np.testing.assert_allclose(mine.score, want, rtol=1e-5)
 
     test = ratings[ratings.split == "test"]
-    metrics = answers["ranking_metrics"](spark.createDataFrame(recs[["user_id", "item_id", "rank"]]),
+    metrics = answers.ranking_metrics(spark.createDataFrame(recs[["user_id", "item_id", "rank"]]),
                                           spark.createDataFrame(test[["user_id", "item_id", "rating"]]), 4, 3.0)
     precisions, ndcgs = [], []
     for user, group in test[test.rating >= 3.0].groupby("user_id"):

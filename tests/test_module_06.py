@@ -8,28 +8,20 @@ teach. MPI has no loopback-cluster fixture: ``mpiexec`` on this machine is the c
 import json
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
+from solution_notebooks import REPO, SOLUTIONS, answer_sources
 
 from scalelab.mpi import MPIError, run_mpi
 
-REPO = Path(__file__).resolve().parent.parent
-SOLUTIONS = REPO / "solutions" / "06-mpi"
-LABS = REPO / "labs" / "06-mpi"
-NOTEBOOKS = sorted(p.name for p in SOLUTIONS.glob("*.ipynb"))
-
-
-def _answer_cells(path: Path) -> dict[str, str]:
-    cells = nbformat.read(path, 4).cells
-    return {c.metadata["nbgrader"]["grade_id"]: c.source for c in cells
-            if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
+LABS = REPO / "labs"
+NOTEBOOKS = sorted(p.stem for p in (SOLUTIONS / "06-mpi").glob("*.ipynb"))
 
 
 def _program(grade_id: str, folder: Path) -> Path:
     """The solution's program for `grade_id`, written where its %%writefile line says."""
     for name in NOTEBOOKS:
-        source = _answer_cells(SOLUTIONS / name).get(grade_id)
+        source = answer_sources(name).get(grade_id)
         if source is not None:
             first, _, body = source.partition("\n")
             assert first.startswith("%%writefile "), first
@@ -45,7 +37,7 @@ def _last_json(result, rank: int = 0):
 
 def test_release_keeps_the_writefile_line_above_the_stub():
     for name in NOTEBOOKS:
-        solution, lab = _answer_cells(SOLUTIONS / name), _answer_cells(LABS / name)
+        solution, lab = answer_sources(name), answer_sources(name, LABS)
         assert solution.keys() == lab.keys()
         for grade_id, source in solution.items():
             if source.startswith("%%writefile"):
@@ -54,7 +46,7 @@ def test_release_keeps_the_writefile_line_above_the_stub():
 
 
 def test_an_unanswered_program_fails_at_once_rather_than_hanging(tmp_path):
-    stub = _answer_cells(LABS / "06-patterns-and-scaling.ipynb")["mpi-pi"].partition("\n")[2]
+    stub = answer_sources("06-patterns-and-scaling", LABS)["mpi-pi"].partition("\n")[2]
     with pytest.raises(MPIError) as error:
         run_mpi(stub, n=2, args=[100, 10, 0], timeout=60)
     assert "NotImplementedError" in str(error.value)

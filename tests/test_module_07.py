@@ -1,82 +1,64 @@
 """Module 07 (OpenCL): the solutions' functions against NumPy on fresh inputs, and the seed's bugs not taught.
 
-The answer cells of each solution notebook are run in-process (they only need `context`, `queue` and
-the set-up imports), then called on sizes the notebooks' hidden tests don't use.
+Each solution notebook's set-up, worked-example and answer cells are run in-process (by
+tests/solution_notebooks.py), then its functions are called on sizes the notebooks' hidden tests don't use.
 """
 
-from pathlib import Path
-
-import nbformat
 import numpy as np
 import pytest
+from solution_notebooks import REPO, read_notebook, run_solution
 
-REPO = Path(__file__).resolve().parent.parent
-FOLDER = REPO / "solutions" / "07-opencl"
 NOTEBOOKS = ["07-host-and-device", "07-arrays-and-primitives", "07-local-memory"]
 
 pytest.importorskip("pyopencl")
 
 
-def _code(cell) -> str:
-    return "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith("%"))
-
-
 @pytest.fixture(scope="module")
 def solved():
-    """Each notebook's namespace after its set-up cell, its worked examples' definitions and its answers."""
-    namespaces = {}
-    for stem in NOTEBOOKS:
-        notebook = nbformat.read(FOLDER / f"{stem}.ipynb", 4)
-        namespace: dict = {}
-        for cell in notebook.cells:
-            meta = cell.metadata.get("nbgrader", {})
-            if cell.cell_type != "code" or meta.get("grade"):
-                continue  # skip test cells
-            exec(compile(_code(cell), f"{stem}:{cell.id}", "exec"), namespace)
-        namespaces[stem] = namespace
-    return namespaces
+    """Each notebook's module after its set-up cell, its worked examples and its answers."""
+    return {stem: run_solution(stem, examples=True) for stem in NOTEBOOKS}
 
 
 def test_host_and_device_functions_match_numpy(solved):
     ns = solved["07-host-and-device"]
-    queue, rng = ns["queue"], np.random.default_rng(700)
+    queue, rng = ns.queue, np.random.default_rng(700)
     for n in (2, 64, 127, 4097):
         x, y = rng.normal(size=n).astype(np.float32), rng.normal(size=n).astype(np.float32)
-        np.testing.assert_allclose(ns["saxpy"](queue, 0.5, x, y), 0.5 * x.astype(np.float64) + y, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(ns.saxpy(queue, 0.5, x, y), 0.5 * x.astype(np.float64) + y, rtol=1e-5, atol=1e-5)
     for shape in [(16, 16), (17, 1), (3, 64)]:
         m = rng.normal(size=shape).astype(np.float32)
-        np.testing.assert_array_equal(ns["transpose"](queue, m), m.T)
+        np.testing.assert_array_equal(ns.transpose(queue, m), m.T)
 
 
 def test_primitives_match_numpy(solved):
     ns = solved["07-arrays-and-primitives"]
-    queue, rng = ns["queue"], np.random.default_rng(701)
-    assert abs(ns["estimate_pi"](queue, 400_000, seed=99) - np.pi) < 5 * 1.65 / np.sqrt(400_000)
+    queue, rng = ns.queue, np.random.default_rng(701)
+    assert abs(ns.estimate_pi(queue, 400_000, seed=99) - np.pi) < 5 * 1.65 / np.sqrt(400_000)
     for n in (2, 255, 50_001):
         x, y = rng.normal(size=n).astype(np.float32), rng.normal(size=n).astype(np.float32)
-        np.testing.assert_allclose(ns["lin_comb"](queue, 2.0, x, -3.0, y), 2.0 * x.astype(np.float64) - 3.0 * y,
+        np.testing.assert_allclose(ns.lin_comb(queue, 2.0, x, -3.0, y), 2.0 * x.astype(np.float64) - 3.0 * y,
                                    rtol=1e-5, atol=1e-5)
-        assert ns["dot"](queue, x, y) == pytest.approx(float(np.dot(x.astype(np.float64), y)), rel=1e-4, abs=1e-3)
-        assert ns["max_value"](queue, x - 100) == float((x - 100).max())
+        assert ns.dot(queue, x, y) == pytest.approx(float(np.dot(x.astype(np.float64), y)), rel=1e-4, abs=1e-3)
+        assert ns.max_value(queue, x - 100) == float((x - 100).max())
         expected = np.concatenate([[0.0], np.cumsum(np.abs(x).astype(np.float64))[:-1]])
-        np.testing.assert_allclose(ns["exclusive_cumsum"](queue, np.abs(x)), expected, rtol=1e-4, atol=1e-3)
-        np.testing.assert_array_equal(ns["keep_positive"](queue, x), x[x > 0])
+        np.testing.assert_allclose(ns.exclusive_cumsum(queue, np.abs(x)), expected, rtol=1e-4, atol=1e-3)
+        np.testing.assert_array_equal(ns.keep_positive(queue, x), x[x > 0])
 
 
 def test_tiled_matmul_matches_numpy_on_tile_multiples_and_not(solved):
     ns = solved["07-local-memory"]
-    queue, rng = ns["queue"], np.random.default_rng(702)
+    queue, rng = ns.queue, np.random.default_rng(702)
     for n, k, m in [(16, 16, 16), (31, 1, 47), (5, 97, 3)]:
         a, b = rng.normal(size=(n, k)).astype(np.float32), rng.normal(size=(k, m)).astype(np.float32)
         expected = a.astype(np.float64) @ b
-        np.testing.assert_allclose(ns["matmul_tiled"](queue, a, b), expected, rtol=1e-4, atol=1e-4)
-        np.testing.assert_allclose(ns["matmul_naive"](queue, a, b), expected, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(ns.matmul_tiled(queue, a, b), expected, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(ns.matmul_naive(queue, a, b), expected, rtol=1e-4, atol=1e-4)
 
 
 def test_no_cell_asks_for_a_device_interactively():
     """`create_some_context()` prompts on stdin when several devices exist: a kernel under nbgrader would hang."""
     for stem in NOTEBOOKS:
-        for cell in nbformat.read(FOLDER / f"{stem}.ipynb", 4).cells:
+        for cell in read_notebook(stem).cells:
             if cell.cell_type == "code":
                 assert "create_some_context()" not in cell.source, "use scalelab.opencl.get_context()"
 
@@ -90,13 +72,6 @@ def test_labs_ask_for_every_function():
 def test_a_lab_runs_unchanged_on_the_device_named_by_pyopencl_ctx(monkeypatch):
     """§7: `PYOPENCL_CTX` (how a GPU is chosen elsewhere) drives the same set-up and answer cells."""
     monkeypatch.setenv("PYOPENCL_CTX", "0:0")
-    notebook = nbformat.read(FOLDER / "07-host-and-device.ipynb", 4)
-    wanted = {"cl-saxpy"}
-    namespace: dict = {}
-    for cell in notebook.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if cell.cell_type == "code" and (meta.get("grade_id") in wanted or "get_context()" in cell.source
-                                         or "def round_up" in cell.source):
-            exec(compile(_code(cell), cell.id, "exec"), namespace)
+    answers = run_solution("07-host-and-device", "cl-saxpy", examples=True)
     x = np.arange(100, dtype=np.float32)
-    np.testing.assert_allclose(namespace["saxpy"](namespace["queue"], 3.0, x, x), 4 * x)
+    np.testing.assert_allclose(answers.saxpy(answers.queue, 3.0, x, x), 4 * x)

@@ -1,50 +1,33 @@
 """Module 08 (Dask): the solutions agree with NumPy, pandas and Counter.
 
-The labs run on a loopback Dask scheduler in tests/test_grading.py (their grading cases run there).
+The answers run with their notebook's set-up imports only (tests/solution_notebooks.py), so no client starts
+and Dask uses its local scheduler. The labs run on a loopback Dask scheduler in tests/test_grading.py (their
+grading cases run there).
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
-from pathlib import Path
 
-import nbformat
 import numpy as np
 import pandas as pd
+from solution_notebooks import run_solution
 
-MODULE = Path(__file__).resolve().parent.parent / "solutions" / "08-dask"
-SETUP = """
-import operator, time
-from pathlib import Path
-import dask, dask.array as da, dask.bag as db, dask.dataframe as dd
-import numpy as np, pandas as pd
-"""
-
-
-def _solutions(notebook: str, *grade_ids: str) -> dict:
-    """The named answer cells of a solution notebook, run in a fresh namespace (no client: local scheduler)."""
-    notebook_cells = nbformat.read(MODULE / notebook, 4).cells
-    cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in notebook_cells}
-    namespace: dict = {}
-    exec(SETUP, namespace)
-    for grade_id in grade_ids:
-        exec(re.sub(r"\s*### (BEGIN|END) SOLUTION", "", cells[grade_id]), namespace)
-    return namespace
+from scalelab.datasets import make_corpus
 
 
 def test_array_solutions_agree_with_numpy():
-    answers = _solutions("08-arrays.ipynb", "dk-chunk-sums", "dk-standardize")
+    answers = run_solution("08-arrays", imports_only=True)
     rng = np.random.default_rng(808)
     for n, chunk in [(999, 100), (10, 3), (4, 4)]:
         x = rng.normal(size=n)
-        assert np.allclose(answers["chunk_sums"](x, chunk), np.add.reduceat(x, np.arange(0, n, chunk)))
+        assert np.allclose(answers.chunk_sums(x, chunk), np.add.reduceat(x, np.arange(0, n, chunk)))
     x = rng.normal(3.0, 2.0, size=(250, 6))
-    assert np.allclose(answers["standardize"](x, 40), (x - x.mean(axis=0)) / x.std(axis=0))
+    assert np.allclose(answers.standardize(x, 40), (x - x.mean(axis=0)) / x.std(axis=0))
 
 
 def test_dataframe_solutions_agree_with_pandas(tmp_path):
-    answers = _solutions("08-dataframes.ipynb", "dk-revenue", "dk-region", "dk-parquet")
+    answers = run_solution("08-dataframes", imports_only=True)
     rng = np.random.default_rng(809)
     frames = []
     (tmp_path / "pq").mkdir()
@@ -56,19 +39,19 @@ def test_dataframe_solutions_agree_with_pandas(tmp_path):
         frame.to_parquet(tmp_path / "pq" / f"o-{i}.parquet", index=False)
         frames.append(frame)
     table = pd.concat(frames)
-    revenue = answers["revenue_by_product"](str(tmp_path / "o-*.csv"))
+    revenue = answers.revenue_by_product(str(tmp_path / "o-*.csv"))
     expected = (table.quantity * table.unit_price).groupby(table["product"]).sum().sort_index()
     assert list(revenue.index) == list(expected.index) and np.allclose(revenue.to_numpy(), expected.to_numpy())
 
     people = pd.DataFrame({"customer_id": [0, 1, 2, 3, 5, 8], "region": ["a", "b", "a", "c", "b", "a"]})
     region = table.customer_id.map(dict(zip(people.customer_id, people.region, strict=True))).fillna("unknown")
     expected = table.groupby(region).quantity.agg(["count", "mean"]).sort_index()
-    got = answers["orders_per_region"](str(tmp_path / "pq"), people)
+    got = answers.orders_per_region(str(tmp_path / "pq"), people)
     assert list(got.index) == list(expected.index)
     assert got["orders"].tolist() == expected["count"].tolist()
     assert np.allclose(got["mean_quantity"].to_numpy(dtype=float), expected["mean"].to_numpy())
 
-    answers["csv_to_parquet"](str(tmp_path / "o-*.csv"), str(tmp_path / "out"), 4)
+    answers.csv_to_parquet(str(tmp_path / "o-*.csv"), str(tmp_path / "out"), 4)
     assert len(list((tmp_path / "out").glob("*.parquet"))) == 4
     back = pd.read_parquet(tmp_path / "out")
     assert list(back.columns) == list(table.columns) and len(back) == len(table)
@@ -102,17 +85,13 @@ class _LocalClient:
 
 
 def test_bag_delayed_and_futures_solutions_agree_with_python():
-    answers = _solutions("08-bags-delayed-futures.ipynb", "dk-word-counts", "dk-delayed", "dk-futures")
-    from scalelab.datasets import make_corpus
-
-    lines = make_corpus(5_000, seed=810).splitlines() + ["", "  a\tb  "]
-    assert answers["word_counts"](lines, 5) == dict(Counter(w for line in lines for w in line.split()))
-    assert answers["lazy_map_reduce"](lambda v: v + 1, [1, 2, 3], sorted).compute() == [2, 3, 4]
-
     def count_inside(seed, n):
         return int(((np.random.default_rng(seed).random((n, 2)) ** 2).sum(axis=1) <= 1.0).sum())
 
-    answers["count_inside"] = count_inside
-    estimate = answers["estimate_pi"](_LocalClient(), [1, 2, 3], 20_000)
+    answers = run_solution("08-bags-delayed-futures", imports_only=True, count_inside=count_inside)
+    lines = make_corpus(5_000, seed=810).splitlines() + ["", "  a\tb  "]
+    assert answers.word_counts(lines, 5) == dict(Counter(w for line in lines for w in line.split()))
+    assert answers.lazy_map_reduce(lambda v: v + 1, [1, 2, 3], sorted).compute() == [2, 3, 4]
+    estimate = answers.estimate_pi(_LocalClient(), [1, 2, 3], 20_000)
     assert estimate == 4.0 * sum(count_inside(s, 20_000) for s in [1, 2, 3]) / 60_000
     assert abs(estimate - np.pi) < 0.05

@@ -4,36 +4,21 @@ without leakage and the collector's tables against pandas, on data the notebook 
 from __future__ import annotations
 
 import math
-import re
-from pathlib import Path
 
-import nbformat
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import ndcg_score
+from solution_notebooks import run_solution
 
 from scalelab.datasets.catalog import CapstoneLogs, make_items, make_views, sizes
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "solutions" / "09-capstone" / "09-capstone.ipynb"
-SETUP = """
-import math
-import tempfile
-import numpy as np, pandas as pd
-from pyspark.sql import Window
-from pyspark.sql import functions as F
-from scalelab.datasets.events import PAGE_VIEW_SCHEMA
-"""
 
-
-def _solutions(*grade_ids: str, spark=None) -> dict:
-    """The named answer cells of the solution notebook, run in a fresh namespace."""
-    cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in nbformat.read(NOTEBOOK, 4).cells}
-    namespace: dict = {"spark": spark}
-    exec(SETUP, namespace)
-    for grade_id in grade_ids:
-        exec(re.sub(r"\s*### (BEGIN|END) SOLUTION", "", cells[grade_id]), namespace)
-    return namespace
+@pytest.fixture(scope="module")
+def metrics():
+    """The metric answers, run with the set-up cell's imports only: no Spark session starts."""
+    return run_solution("09-capstone", "cap-precision-recall", "cap-ndcg", "cap-coverage", "cap-validity",
+                        imports_only=True)
 
 
 # --- the generator ---------------------------------------------------------------------------------
@@ -79,8 +64,7 @@ def _random_lists(seed: int, n_users: int, n_items: int, k: int):
 
 
 @pytest.mark.parametrize("seed,k", [(11, 5), (12, 10), (13, 1)])
-def test_ndcg_agrees_with_scikit_learn(seed, k):
-    ndcg_at_k = _solutions("cap-ndcg")["ndcg_at_k"]
+def test_ndcg_agrees_with_scikit_learn(metrics, seed, k):
     n_items = 40
     recs, truth = _random_lists(seed, 60, n_items, k)
     values = []
@@ -89,12 +73,11 @@ def test_ndcg_agrees_with_scikit_learn(seed, k):
         true_row[list(relevant)] = 1
         score_row[recs[u]] = np.arange(k, 0, -1)
         values.append(ndcg_score([true_row], [score_row], k=k))
-    assert ndcg_at_k(recs, truth, k) == pytest.approx(float(np.mean(values)), rel=1e-12)
+    assert metrics.ndcg_at_k(recs, truth, k) == pytest.approx(float(np.mean(values)), rel=1e-12)
 
 
 @pytest.mark.parametrize("seed,k", [(21, 5), (22, 3)])
-def test_precision_recall_and_coverage_agree_with_numpy(seed, k):
-    functions = _solutions("cap-precision-recall", "cap-coverage")
+def test_precision_recall_and_coverage_agree_with_numpy(metrics, seed, k):
     n_items = 50
     recs, truth = _random_lists(seed, 80, n_items, k + 2)
     users = sorted(truth)
@@ -103,28 +86,26 @@ def test_precision_recall_and_coverage_agree_with_numpy(seed, k):
     for row, u in enumerate(users):
         relevant[row, list(truth[u])] = True
     hits = np.take_along_axis(relevant, ranked, axis=1).sum(axis=1)
-    precision, recall = functions["precision_recall_at_k"](recs, truth, k)
+    precision, recall = metrics.precision_recall_at_k(recs, truth, k)
     assert precision == pytest.approx(hits.mean() / k, rel=1e-12)
     assert recall == pytest.approx((hits / relevant.sum(axis=1)).mean(), rel=1e-12)
     shown = np.zeros(n_items, dtype=bool)
     shown[np.array([recs[u][:k] for u in recs]).ravel()] = True
-    assert functions["coverage_at_k"](recs, range(n_items), k) == pytest.approx(shown.mean(), rel=1e-12)
+    assert metrics.coverage_at_k(recs, range(n_items), k) == pytest.approx(shown.mean(), rel=1e-12)
 
 
-def test_a_perfect_list_scores_one_and_an_empty_one_zero():
-    functions = _solutions("cap-precision-recall", "cap-ndcg")
+def test_a_perfect_list_scores_one_and_an_empty_one_zero(metrics):
     truth = {1: {4, 5}, 2: {7}}
-    assert functions["ndcg_at_k"]({1: [5, 4, 9], 2: [7, 1, 2]}, truth, 3) == pytest.approx(1.0)
-    assert functions["ndcg_at_k"]({}, truth, 3) == 0.0
-    assert functions["precision_recall_at_k"]({1: [5, 4, 9], 2: [7, 1, 2]}, truth, 3) == (
+    assert metrics.ndcg_at_k({1: [5, 4, 9], 2: [7, 1, 2]}, truth, 3) == pytest.approx(1.0)
+    assert metrics.ndcg_at_k({}, truth, 3) == 0.0
+    assert metrics.precision_recall_at_k({1: [5, 4, 9], 2: [7, 1, 2]}, truth, 3) == (
         pytest.approx(0.5), pytest.approx(1.0))
-    assert math.isclose(functions["ndcg_at_k"]({1: [9, 4]}, {1: {4}}, 2), 1 / math.log2(3))
+    assert math.isclose(metrics.ndcg_at_k({1: [9, 4]}, {1: {4}}, 2), 1 / math.log2(3))
 
 
-def test_validity_report_counts_each_problem():
-    validity_report = _solutions("cap-validity")["validity_report"]
+def test_validity_report_counts_each_problem(metrics):
     recs = {1: [1, 2, 3], 2: [4, 4, 5], 3: [6, 99, 1], 4: [1, 2]}
-    assert validity_report(recs, {1: {3}, 3: {6, 1}}, range(1, 7), 3) == {"seen": 3, "unknown": 1, "not_k": 2}
+    assert metrics.validity_report(recs, {1: {3}, 3: {6, 1}}, range(1, 7), 3) == {"seen": 3, "unknown": 1, "not_k": 2}
 
 
 # --- the Spark parts against pandas ---------------------------------------------------------------
@@ -154,23 +135,23 @@ def test_collector_tables_and_split_agree_with_pandas(spark, tmp_path):
     logs = CapstoneLogs(tmp_path / "logs", scale=0.4, seed=77, malformed=0.03)
     for _ in range(2):
         logs.deliver()
-    ns = _solutions("cap-hydrate", "cap-user-items", "cap-split", spark=spark)
+    ns = run_solution("09-capstone", "cap-hydrate", "cap-user-items", "cap-split")  # its get_spark() is `spark`
     from scalelab.datasets.events import PAGE_VIEW_SCHEMA
 
     raw = spark.read.schema(PAGE_VIEW_SCHEMA).option("mode", "DROPMALFORMED").json(
         [str(logs.history), str(logs.incoming)])
-    events = ns["hydrate"](raw, spark.createDataFrame(logs.users), spark.createDataFrame(logs.items)).cache()
+    events = ns.hydrate(raw, spark.createDataFrame(logs.users), spark.createDataFrame(logs.items)).cache()
     want = _events_pandas(logs)
     stamp = F.date_format("view_tstamp", "yyyy-MM-dd HH:mm:ss")
     got = events.select("page_view_id", "user_id", "item_id", stamp).collect()
     assert {tuple(r) for r in got} == {(p, int(u), int(i), str(t)) for p, u, i, t in want.itertuples(index=False)}
 
-    table = ns["user_item_table"](events).collect()
+    table = ns.user_item_table(events).collect()
     grouped = want.groupby(["user_id", "item_id"])
     assert {(r.user_id, r.item_id): r.views for r in table} == {k: int(v) for k, v in grouped.size().items()}
 
     cutoff = pd.Timestamp(logs.cutoff)
-    train, test = ns["time_split"](events, logs.cutoff)
+    train, test = ns.time_split(events, logs.cutoff)
     before = want[want.view_tstamp < cutoff]
     assert {(r.user_id, r.item_id): r.views for r in train.collect()} == {
         k: int(v) for k, v in before.groupby(["user_id", "item_id"]).size().items()}
