@@ -154,3 +154,69 @@ def test_a_timeout_kills_what_left_the_process_group_too(tmp_path):
             return
         time.sleep(0.1)
     raise AssertionError(f"the child in its own session ({pid}) outlived the time limit")
+
+
+def test_check_frame_compares_columns_then_rows(capsys):
+    import pandas as pd
+
+    want = pd.DataFrame({"country": ["DE", "FR", "US"], "n": [2, 1, 3], "mean": [3.5, 4.0, 2.25]})
+    checks.check_frame(want.iloc[::-1].astype({"n": float}), want, "per country")  # any order, 2 == 2.0
+    assert "✓ per country" in capsys.readouterr().out
+    with pytest.raises(checks.CheckFailed, match=r"missing \['mean'\], unexpected \['avg'\]"):
+        checks.check_frame(want.rename(columns={"mean": "avg"}), want, "per country")
+    with pytest.raises(checks.CheckFailed, match=r"in another order"):
+        checks.check_frame(want[["n", "country", "mean"]], want, "per country", ordered=True)
+    with pytest.raises(checks.CheckFailed, match=r"(?s)expected 3 rows, got 2 \(fewer.*Hint: a left join"):
+        checks.check_frame(want.head(2), want, "per country", hint="a left join keeps them")
+    wrong = want.assign(mean=[3.5, 4.1, 2.25])
+    with pytest.raises(checks.CheckFailed, match=r"1 of 3 rows differ.*'FR'.*4\.0.*4\.1.*columns \['mean'\]"):
+        checks.check_frame(wrong, want, "per country")
+    checks.check_frame(want.assign(mean=want["mean"] + 1e-9), want, "within the tolerance")
+    with pytest.raises(checks.CheckFailed, match=r"rows differ \(in order"):
+        checks.check_frame(want.iloc[::-1], want, "sorted by country", ordered=True)
+    missing = pd.DataFrame({"k": [1, 2], "v": [None, "x"]})
+    checks.check_frame(missing.assign(v=[float("nan"), "x"]), missing, "NaN and None are both missing")
+    with pytest.raises(checks.CheckFailed, match="expected a DataFrame, got a list"):
+        checks.check_frame([1, 2], want, "per country")
+
+
+class _FakeSparkFrame:
+    def __init__(self, frame):
+        self.frame = frame
+
+    def toPandas(self):  # noqa: N802 - Spark's name
+        return self.frame
+
+
+def test_check_frame_collects_a_spark_dataframe():
+    import pandas as pd
+
+    want = pd.DataFrame({"user_id": [1, 2], "views": [3, 4]})
+    checks.check_frame(_FakeSparkFrame(want.iloc[::-1]), want, "views per user")
+    with pytest.raises(checks.CheckFailed, match=r"'views': 5"):
+        checks.check_frame(_FakeSparkFrame(want.assign(views=[3, 5])), want, "views per user")
+
+
+def test_check_record_names_the_fields_that_differ_with_their_hints():
+    checks.check_record({"rank": 1, "mean": 2.0 + 1e-12, "extra": "ignored"}, {"rank": 1, "mean": 2.0}, "rank 1")
+    hints = {"mean": "divide by the global N", "var": "squared deviations"}
+    with pytest.raises(checks.CheckFailed, match=r"(?s)'mean': expected 2\.0, got 2\.5.*Hint: divide by the global N$"):
+        checks.check_record({"mean": 2.5, "var": 1.0}, {"mean": 2.0, "var": 1.0}, "rank 1", hint=hints)
+    with pytest.raises(checks.CheckFailed, match=r"missing fields \['var'\]"):
+        checks.check_record({"mean": 2.0}, {"mean": 2.0, "var": 1.0}, "rank 1")
+    with pytest.raises(checks.CheckFailed, match=r"'counts': expected \[1, 2\], got \[1, 3\]"):
+        checks.check_record({"counts": [1, 3]}, {"counts": [1, 2]}, "histogram")
+    with pytest.raises(checks.CheckFailed, match="expected a dict"):
+        checks.check_record([1.0], {"mean": 1.0}, "rank 0")
+
+
+def test_last_json_reads_each_ranks_last_line_and_says_when_it_is_not_json():
+    from scalelab.mpi import MPIResult
+
+    result = MPIResult(3, 0, ['warming up\n{"rank": 0, "sum": 6}', '{"rank": 1}', "done"], ["", "", ""])
+    assert checks.last_json(result) == {"rank": 0, "sum": 6}
+    with pytest.raises(checks.CheckFailed, match=r"(?s)rank 2's last line.*got 'done'.*json\.dumps"):
+        checks.each_rank_json(result)
+    assert checks.each_rank_json(MPIResult(2, 0, ["1", "[2]"], ["", ""])) == [1, [2]]
+    with pytest.raises(checks.CheckFailed, match="rank 1's last line of output: rank printed nothing"):
+        checks.last_json(MPIResult(2, 0, ["1", ""], ["", ""]), rank=1)

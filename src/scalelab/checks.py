@@ -168,6 +168,118 @@ def check_raises(
 
 
 
+def _same_value(a: Any, b: Any, rel: float, abs_tol: float) -> bool:
+    """Equal, numbers within the tolerances (NaN equals NaN), lists and tuples element by element."""
+    if isinstance(a, bool) or isinstance(b, bool) or not _both_numbers(a, b):
+        if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+            return len(a) == len(b) and all(_same_value(x, y, rel, abs_tol) for x, y in zip(a, b, strict=True))
+        return a == b
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return math.isclose(a, b, rel_tol=rel, abs_tol=abs_tol)
+
+
+def check_record(actual: Any, expected: Mapping, what: str, rel: float = 1e-9, abs_tol: float = 1e-12,
+                 hint: str | Mapping[str, str] | None = None) -> None:
+    """A record (a dict, such as the JSON line an MPI rank prints) with the fields of `expected`.
+
+    Fields that `expected` doesn't name are left alone; numbers, and lists of numbers, agree within `rel` and
+    `abs_tol`. `hint` may map a field to its hint: the message gives the hints of the fields that differ.
+    """
+    if not isinstance(actual, Mapping):
+        _fail(what, f"expected a dict with the fields {_show(list(expected))}, got {_show(actual)}",
+              None if isinstance(hint, Mapping) else hint)
+    missing = [k for k in expected if k not in actual]
+    wrong = [k for k in expected if k in actual and not _same_value(_plain(actual[k]), expected[k], rel, abs_tol)]
+    if not missing and not wrong:
+        passed(what)
+        return
+    parts = [f"missing fields {_show(missing)}"] if missing else []
+    parts += [f"{k!r}: expected {_show(expected[k])}, got {_show(actual[k])}" for k in wrong]
+    if isinstance(hint, Mapping):
+        hint = "; ".join(dict.fromkeys(hint[k] for k in missing + wrong if k in hint)) or None
+    _fail(what, "; ".join(parts), hint)
+
+
+def last_json(result: Any, rank: int = 0) -> Any:
+    """What rank `rank` of an MPI run (``scalelab.mpi.run_mpi``'s result) printed as JSON on its last line."""
+    import json
+
+    lines = result.lines(rank)
+    what = f"rank {rank}'s last line of output"
+    if not lines:
+        _fail(what, "rank printed nothing", "print(json.dumps(...)) the result as the program's last line")
+    try:
+        return json.loads(lines[-1])
+    except ValueError:
+        _fail(what, f"expected one line of JSON, got {_show(lines[-1])}",
+              "print(json.dumps(...)) the result as the program's last line, and print nothing after it")
+
+
+def each_rank_json(result: Any) -> list:
+    """``last_json`` of every rank of an MPI run, in rank order."""
+    return [last_json(result, rank) for rank in range(result.n)]
+
+
+def _plain(value: Any) -> Any:
+    """A cell of a table as plain Python: NumPy numbers as int/float, missing values as None, times as text."""
+    try:
+        import pandas as pd
+
+        if value is None or (not isinstance(value, (list, tuple, dict)) and pd.isna(value)):
+            return None
+    except (ImportError, TypeError, ValueError):
+        pass
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "shape", None) == ():
+        value = value.item()  # numpy scalars
+    if hasattr(value, "isoformat") and not isinstance(value, str):
+        return str(value).replace("T", " ")
+    return value
+
+
+def _order(row: tuple) -> tuple:
+    return tuple((0, "") if v is None else (1, v) if _both_numbers(v, 0) else (2, str(v)) for v in row)
+
+
+def check_frame(actual: Any, expected: Any, what: str, ordered: bool = False, rel: float = 1e-6,
+                abs_tol: float = 1e-9, hint: str | None = None) -> None:
+    """A table with the columns of `expected`, then its rows, in any order unless `ordered`.
+
+    `actual` is a pandas or a Spark DataFrame (collected with ``toPandas()``); `expected` a pandas DataFrame.
+    The columns must be the same names (in the same order when `ordered`); the rows are compared sorted
+    (unless `ordered`), numbers within `rel` and `abs_tol`, missing values (None, NaN) equal each other.
+    The message names the missing or unexpected columns, or how many rows differ and the first of them.
+    """
+    if hasattr(actual, "toPandas"):
+        actual = actual.toPandas()
+    if not hasattr(actual, "columns") or not hasattr(actual, "itertuples"):
+        _fail(what, f"expected a DataFrame, got a {type(actual).__name__}: {_show(actual)}", hint)
+    got_columns, want_columns = [str(c) for c in actual.columns], [str(c) for c in expected.columns]
+    if (got_columns != want_columns) if ordered else (sorted(got_columns) != sorted(want_columns)):
+        missing = [c for c in want_columns if c not in got_columns]
+        extra = [c for c in got_columns if c not in want_columns]
+        detail = f"missing {_show(missing)}, unexpected {_show(extra)}" if missing or extra else "in another order"
+        _fail(what, f"expected the columns {_show(want_columns)}, got {_show(got_columns)} ({detail})", hint)
+    got = [tuple(_plain(v) for v in row) for row in actual[want_columns].itertuples(index=False, name=None)]
+    want = [tuple(_plain(v) for v in row) for row in expected[want_columns].itertuples(index=False, name=None)]
+    if len(got) != len(want):
+        direction = "more" if len(got) > len(want) else "fewer"
+        _fail(what, f"expected {len(want)} rows, got {len(got)} ({direction} than expected)", hint)
+    if not ordered:
+        got, want = sorted(got, key=_order), sorted(want, key=_order)
+    bad = [n for n, (g, w) in enumerate(zip(got, want, strict=True))
+           if not all(_same_value(a, b, rel, abs_tol) for a, b in zip(g, w, strict=True))]
+    if bad:
+        g, w = got[bad[0]], want[bad[0]]
+        columns = [c for c, a, b in zip(want_columns, g, w, strict=True) if not _same_value(a, b, rel, abs_tol)]
+        order = "in order" if ordered else "sorted"
+        _fail(what, f"{len(bad)} of {len(want)} rows differ ({order}, numbers within rel={rel:g}); the first, "
+                    f"row {bad[0]}: expected {_show(dict(zip(want_columns, w, strict=True)))}, "
+                    f"got {_show(dict(zip(want_columns, g, strict=True)))} (columns {_show(columns)} differ)", hint)
+    passed(what)
+
+
+
 @dataclass(frozen=True)
 class Call:
     args: tuple
