@@ -9,6 +9,15 @@ where the set-up, the scaling story, the written questions and the closing cell 
     ## n. Closing                               (the last section: the last code cell stops the engines)
 
 Only headings of level 1 and 2 outside code fences count; sections are numbered 1, 2, 3, ...
+
+A lab that writes files keeps them in one scratch folder, made by the set-up cell and removed by the
+closing cell (docs/architecture.md, "Scratch folder"):
+
+    scratch = Path(tempfile.mkdtemp(prefix="scalelab-NN-name-"))   # or program_folder(prefix=...) in MPI labs
+    ...
+    Path(tempfile.mkdtemp(dir=scratch))                              # any other temporary folder, inside it
+    ...
+    shutil.rmtree(scratch, ignore_errors=True)                       # in the last code cell
 """
 
 from __future__ import annotations
@@ -111,6 +120,66 @@ def problems(notebook, stem: str) -> list[str]:
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
 def test_lab_follows_the_course_anatomy(path: Path):
     assert problems(nbformat.read(path, 4), path.stem) == []
+
+
+MAKES_A_FOLDER = re.compile(r"\bmkdtemp\(|\bprogram_folder\(|\bTemporaryDirectory\(")
+# Notebooks of modules 02, 04 and 05 that don't follow the scratch convention yet; each is listed with what it
+# needs. Remove a notebook from this set when it follows the convention (the test fails until you do).
+SCRATCH_NOT_YET = {
+    "02-iterative",  # workdir = ...(prefix="rdd-iterative-"): scratch, prefix "scalelab-02-iterative-"
+    "02-text-at-scale",  # workdir = ...(prefix="rdd-text-"): scratch, prefix "scalelab-02-text-at-scale-"
+    "04-event-time",  # prefix "stream-time-"; test cells' mkdtemp(prefix="t-...") -> mkdtemp(dir=scratch)
+    "04-joins-state-recovery",  # prefix "stream-state-"; test cells' mkdtemp(prefix="t-...") -> dir=scratch
+    "04-streams-as-tables",  # prefix "stream-tables-"; test cells' mkdtemp(prefix="t-...") -> dir=scratch
+    "05-pipelines-and-tuning",  # a demonstration's mkdtemp, never removed: scratch in the set-up, rmtree at the end
+}
+
+
+def scratch_problems(notebook, stem: str) -> list[str]:
+    """What keeps a notebook that makes temporary folders from the one scratch-folder convention."""
+    codes = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    if not any(MAKES_A_FOLDER.search(cell.source) for cell in codes):
+        return []
+    found = []
+    made = re.compile(rf'^scratch = (Path\(tempfile\.mkdtemp\(prefix="scalelab-{re.escape(stem)}-"\)\)'
+                      rf'|program_folder\(prefix="scalelab-{re.escape(stem)}-"\))', re.M)
+    if not made.search(codes[0].source):
+        found.append("the set-up cell should make the folder: "
+                     f'scratch = Path(tempfile.mkdtemp(prefix="scalelab-{stem}-"))')
+    for n, cell in enumerate(codes):
+        for call in re.findall(r"\bmkdtemp\([^)]*\)", cell.source):
+            if n and call != "mkdtemp(dir=scratch)":
+                found.append(f"cell {cell.get('id', n)}: {call} outside the scratch folder; "
+                             "use tempfile.mkdtemp(dir=scratch)")
+    if "shutil.rmtree(scratch, ignore_errors=True)" not in codes[-1].source:
+        found.append("the last code cell should remove the folder: shutil.rmtree(scratch, ignore_errors=True)")
+    return found
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
+def test_a_lab_keeps_its_files_in_one_scratch_folder_removed_at_the_end(path: Path):
+    found = scratch_problems(nbformat.read(path, 4), path.stem)
+    if path.stem in SCRATCH_NOT_YET:
+        assert found, f"{path.stem} follows the scratch convention now: remove it from SCRATCH_NOT_YET"
+    else:
+        assert found == []
+
+
+def test_the_scratch_check_names_each_kind_of_drift():
+    code = nbformat.v4.new_code_cell
+    good = [code('scratch = Path(tempfile.mkdtemp(prefix="scalelab-42-lab-"))'),
+            code("_tmp = Path(tempfile.mkdtemp(dir=scratch))"), code("shutil.rmtree(scratch, ignore_errors=True)")]
+    assert scratch_problems(_toy(*good), "42-lab") == []
+    assert scratch_problems(_toy(code("x = 1"), code("stop_spark()")), "42-lab") == []  # no folder at all
+    mpi = [code('scratch = program_folder(prefix="scalelab-42-lab-")'),
+           code("shutil.rmtree(scratch, ignore_errors=True)")]
+    assert scratch_problems(_toy(*mpi), "42-lab") == []
+    drifted = [code("x = 1"), code('workdir = Path(tempfile.mkdtemp(prefix="lab-"))'),
+               code('_t = tempfile.mkdtemp(prefix="t-")'), code("shutil.rmtree(workdir)")]
+    found = "\n".join(scratch_problems(_toy(*drifted), "42-lab"))
+    for expected in ("the set-up cell should make", 'mkdtemp(prefix="t-") outside',
+                     "the last code cell should remove"):
+        assert expected in found, f"{expected!r} not reported in:\n{found}"
 
 
 def _toy(*cells) -> nbformat.NotebookNode:
