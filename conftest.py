@@ -37,13 +37,15 @@ NOTEBOOK_BUDGET_S = 60  # one solution notebook, top to bottom, on 2 cores
 _notebook_seconds: dict[str, float] = defaultdict(float)
 
 
-# ---- loopback clusters, each started once per test process and stopped at its end --------------
+# ---- loopback clusters: Spark once per test process, Dask for each test or notebook that uses it -----
 
 class LoopbackEngines:
+    """The Spark clusters, each started once per test process (when first asked for) and stopped at its end:
+    an idle Spark JVM costs next to nothing (0.2 cpu-s a minute here)."""
+
     STARTERS = {
         "spark_master": lambda: clusters.spark_standalone(cores=2, memory="2g"),
         "spark_remote": clusters.spark_connect_server,
-        "dask_scheduler": lambda: clusters.dask_cluster(workers=2),
     }
 
     def __init__(self):
@@ -60,6 +62,12 @@ class LoopbackEngines:
 
 
 ENGINES = LoopbackEngines()
+# A Dask cluster is started for each test or notebook that uses one, and stopped after it: its five
+# idle processes burn about 8.5 cpu-s a minute here, which a cluster kept for the whole run (one per
+# test worker) turned into several minutes of the suite's time. A start costs about 5 cpu-s.
+PER_USER = {"dask_scheduler": lambda: clusters.dask_cluster(workers=2)}
+_own_engines = pytest.StashKey[contextlib.ExitStack]()
+_addresses = pytest.StashKey[dict]()
 
 
 def pytest_unconfigure(config):
@@ -78,10 +86,11 @@ def spark_remote() -> str:
     return ENGINES.address("spark_remote")
 
 
-@pytest.fixture(scope="session")
-def dask_scheduler() -> str:
-    """A Dask scheduler with two worker processes; the address for SCALELAB_DASK_SCHEDULER."""
-    return ENGINES.address("dask_scheduler")
+@pytest.fixture
+def dask_scheduler():
+    """A Dask scheduler with two worker processes, for this test only; the address for SCALELAB_DASK_SCHEDULER."""
+    with PER_USER["dask_scheduler"]() as address:
+        yield address
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -94,9 +103,22 @@ def pytest_runtest_setup(item):
     if not isinstance(notebook, IPyNbFile) or notebook.kernel is not None:
         yield
         return
-    addresses = {engine.name: ENGINES.address(engine.name) for engine in engines.engines_of(notebook.nb)}
+    own = notebook.stash[_own_engines] = contextlib.ExitStack()
+    addresses = notebook.stash[_addresses] = {
+        engine.name: own.enter_context(PER_USER[engine.name]()) if engine.name in PER_USER
+        else ENGINES.address(engine.name)
+        for engine in engines.engines_of(notebook.nb)}
     with engines.pointed_at(notebook.nb, addresses):  # the kernel inherits it; this process gets its own back
         yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """After a notebook's last item, and after nbval has stopped its kernel: stop the notebook's own engines."""
+    yield
+    notebook = item.parent
+    if isinstance(notebook, IPyNbFile) and (nextitem is None or nextitem.parent is not notebook):
+        notebook.stash.get(_own_engines, contextlib.ExitStack()).close()
 
 
 # ---- the grading cases, in the kernel nbval ran the solution in ----------------------------------
@@ -126,7 +148,8 @@ class GradingCases(pytest.Item):
         failures = [r.describe() for r in results if not r.ok]
         if failures:
             raise AssertionError("\n".join(failures))
-        connected = [e.banner.format(ENGINES.address(e.name)) for e in engines.engines_of(notebook.nb) if e.banner]
+        addresses = notebook.stash[_addresses]
+        connected = [e.banner.format(addresses[e.name]) for e in engines.engines_of(notebook.nb) if e.banner]
         missing = [c for c in connected if c not in live.printed()]
         if missing:
             raise AssertionError(f"the notebook never printed {missing}: it did not run on its cluster")
