@@ -123,16 +123,6 @@ def test_lab_follows_the_course_anatomy(path: Path):
 
 
 MAKES_A_FOLDER = re.compile(r"\bmkdtemp\(|\bprogram_folder\(|\bTemporaryDirectory\(")
-# Notebooks of modules 02, 04 and 05 that don't follow the scratch convention yet; each is listed with what it
-# needs. Remove a notebook from this set when it follows the convention (the test fails until you do).
-SCRATCH_NOT_YET = {
-    "02-iterative",  # workdir = ...(prefix="rdd-iterative-"): scratch, prefix "scalelab-02-iterative-"
-    "02-text-at-scale",  # workdir = ...(prefix="rdd-text-"): scratch, prefix "scalelab-02-text-at-scale-"
-    "04-event-time",  # prefix "stream-time-"; test cells' mkdtemp(prefix="t-...") -> mkdtemp(dir=scratch)
-    "04-joins-state-recovery",  # prefix "stream-state-"; test cells' mkdtemp(prefix="t-...") -> dir=scratch
-    "04-streams-as-tables",  # prefix "stream-tables-"; test cells' mkdtemp(prefix="t-...") -> dir=scratch
-    "05-pipelines-and-tuning",  # a demonstration's mkdtemp, never removed: scratch in the set-up, rmtree at the end
-}
 
 
 def scratch_problems(notebook, stem: str) -> list[str]:
@@ -159,10 +149,7 @@ def scratch_problems(notebook, stem: str) -> list[str]:
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
 def test_a_lab_keeps_its_files_in_one_scratch_folder_removed_at_the_end(path: Path):
     found = scratch_problems(nbformat.read(path, 4), path.stem)
-    if path.stem in SCRATCH_NOT_YET:
-        assert found, f"{path.stem} follows the scratch convention now: remove it from SCRATCH_NOT_YET"
-    else:
-        assert found == []
+    assert found == []
 
 
 def test_the_scratch_check_names_each_kind_of_drift():
