@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from scalelab.datasets.events import SECTIONS, _bad_line, _event_line, _zipf, make_users, page_paths
+from scalelab.datasets.events import SECTIONS, _event_line, _zipf, make_users, page_paths, write_json_lines
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -152,19 +152,7 @@ def write_views(folder: str | os.PathLike[str], events: pd.DataFrame, seed: int 
     target.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, 91])
     lines = [_event_line(row) for row in events[list(EVENT_FIELDS)].itertuples(index=False, name=None)]
-    n_bad = int(round(len(lines) * malformed))
-    bad_at = set(rng.choice(len(lines) + n_bad, n_bad, replace=False).tolist()) if n_bad else set()
-    good = iter(lines)
-    all_lines = [_bad_line(lines[int(rng.integers(len(lines)))], rng) if k in bad_at else next(good)
-                 for k in range(len(lines) + n_bad)]
-    bounds = np.linspace(0, len(all_lines), files + 1).astype(int)
-    paths = []
-    for number in range(files):
-        path = target / f"{prefix}-{number:05d}.json"
-        path.write_text("".join(line + "\n" for line in all_lines[bounds[number]:bounds[number + 1]]), encoding="utf-8")
-        paths.append(path)
-    return paths
-
+    return write_json_lines(target, lines, files, malformed, rng, prefix)[0]
 
 class CapstoneLogs:
     """The capstone's raw data in ``folder``: ``history/`` now, ``incoming/`` one round per ``deliver()``.

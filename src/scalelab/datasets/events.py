@@ -169,6 +169,17 @@ def write_page_views(
     events = make_page_views(n_events, seed=seed, **options)
     rng = np.random.default_rng([seed, 3])
     lines = [_event_line(row) for row in events.itertuples(index=False, name=None)]
+    paths, n_bad = write_json_lines(target, lines, files, malformed, rng)
+    size = sum(p.stat().st_size for p in paths)
+    return PageViewFiles(target, tuple(paths), events, n_bad, size)
+
+
+def write_json_lines(target: Path, lines: list[str], files: int, malformed: float, rng,
+                     prefix: str = "part") -> tuple[list[Path], int]:
+    """Write ``lines`` into ``files`` files ``PREFIX-NNNNN.json`` in ``target``, with bad lines mixed in
+    (``malformed`` of their count, drawn with ``rng``); the paths and the number of bad lines."""
+    import numpy as np
+
     n_bad = int(round(len(lines) * malformed))
     bad_at = set(rng.choice(len(lines) + n_bad, n_bad, replace=False).tolist()) if n_bad else set()
     good = iter(lines)
@@ -177,12 +188,11 @@ def write_page_views(
     bounds = np.linspace(0, len(all_lines), files + 1).astype(int)
     paths = []
     for number in range(files):
-        path = target / f"part-{number:05d}.json"
+        path = target / f"{prefix}-{number:05d}.json"
         chunk = all_lines[bounds[number]:bounds[number + 1]]
         path.write_text("".join(line + "\n" for line in chunk), encoding="utf-8")
         paths.append(path)
-    size = sum(p.stat().st_size for p in paths)
-    return PageViewFiles(target, tuple(paths), events, n_bad, size)
+    return paths, n_bad
 
 
 def make_ratings(
