@@ -63,8 +63,8 @@ class LoopbackEngines:
 
 ENGINES = LoopbackEngines()
 # A Dask cluster is started for each test or notebook that uses one, and stopped after it: its five
-# idle processes burn about 8.5 cpu-s a minute here, which a cluster kept for the whole run (one per
-# test worker) turned into several minutes of the suite's time. A start costs about 5 cpu-s.
+# idle processes burn about 8.5 cpu-s a minute here: kept for a 25-minute run by each of the two test
+# workers, about 7 cpu-minutes of a machine that has no core to spare. A start costs about 5 cpu-s.
 PER_USER = {"dask_scheduler": lambda: clusters.dask_cluster(workers=2)}
 _own_engines = pytest.StashKey[contextlib.ExitStack]()
 _addresses = pytest.StashKey[dict]()

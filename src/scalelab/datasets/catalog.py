@@ -154,6 +154,7 @@ def write_views(folder: str | os.PathLike[str], events: pd.DataFrame, seed: int 
     lines = [_event_line(row) for row in events[list(EVENT_FIELDS)].itertuples(index=False, name=None)]
     return write_json_lines(target, lines, files, malformed, rng, prefix)[0]
 
+
 class CapstoneLogs:
     """The capstone's raw data in ``folder``: ``history/`` now, ``incoming/`` one round per ``deliver()``.
 
