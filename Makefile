@@ -54,9 +54,7 @@ $(STAMP): pyproject.toml constraints.txt
 	install one (e.g. pyenv install 3.12) and run make PYTHON=/path/to/python3.12 $(MAKECMDGOALS)"; exit 2; }
 	@echo "setting up .venv with $(PYTHON) ($$($(PYTHON) -V 2>&1), $$(command -v $(PYTHON)))"
 	$(PYTHON) -m venv $(VENV)
-	@# --no-compile: Python compiles a module to bytecode on its first import, so only what runs pays;
-	@# compiling every installed file up front made the install 124 s instead of 74 s here
-	$(BIN)/python -m pip install --quiet --no-compile -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name scalelab --display-name "Python 3 (scalelab)"
 	@# Spark drivers start a few seconds faster from a class-data archive (scalelab/spark.py); the set-up
 	@# goes on without one (no Java, a failure: one line says so)
