@@ -167,7 +167,6 @@ def check_raises(
     _fail(what, f"expected {error.__name__}, but it returned {_show(result)}", hint)
 
 
-
 def _same_value(a: Any, b: Any, rel: float, abs_tol: float) -> bool:
     """Equal, numbers within the tolerances (NaN equals NaN), lists and tuples element by element."""
     if isinstance(a, bool) or isinstance(b, bool) or not _both_numbers(a, b):
@@ -277,7 +276,6 @@ def check_frame(actual: Any, expected: Any, what: str, ordered: bool = False, re
                     f"row {bad[0]}: expected {_show(dict(zip(want_columns, w, strict=True)))}, "
                     f"got {_show(dict(zip(want_columns, g, strict=True)))} (columns {_show(columns)} differ)", hint)
     passed(what)
-
 
 
 @dataclass(frozen=True)
