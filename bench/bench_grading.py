@@ -46,6 +46,7 @@ def plain_nbgrader(assignment: str, notebook: str, students: list[str], root: Pa
     (root / "course").mkdir(parents=True)
     env = course.tool_env({"CI": "1"})
     env.pop("SCALELAB_SPARK_JAVA_OPTIONS", None)  # plain nbgrader starts Spark's JVM with its defaults,
+    env.pop("SCALELAB_SPARK_CONF", None)  # Spark's own settings,
     env["SCALELAB_SPARK_CDS"] = "0"  # without the class archive
 
     base = [sys.executable, "-m", "nbgrader"]

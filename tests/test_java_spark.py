@@ -35,6 +35,15 @@ def test_extra_java_options_come_after_the_quiet_logs(monkeypatch, tmp_path):
     assert spark.java_options() == f"-Dlog4j2.configurationFile={spark.LOG4J_CONFIG.as_uri()}"
 
 
+def test_spark_conf_from_the_environment_reaches_every_session_and_a_bad_item_says_how(monkeypatch):
+    monkeypatch.setenv("SCALELAB_SPARK_CONF", "spark.sql.codegen.wholeStage=false  spark.x.y=a=b")
+    conf = spark.classic_conf("t", "local[2]")
+    assert conf["spark.sql.codegen.wholeStage"] == "false" and conf["spark.x.y"] == "a=b"
+    monkeypatch.setenv("SCALELAB_SPARK_CONF", "wholeStage=false")
+    with pytest.raises(ValueError, match=r"'wholeStage=false' is not spark.KEY=VALUE"):
+        spark.classic_conf("t", "local[2]")
+
+
 def test_drivers_start_from_the_class_archive_when_there_is_one(monkeypatch, tmp_path):
     archive = tmp_path / "spark-classes.jsa"
     monkeypatch.setattr(spark, "class_archive_path", lambda: archive)

@@ -198,6 +198,27 @@ def test_the_spark_connect_server_listens_on_loopback(spark_remote):
 
 
 @pytest.mark.slow
+def test_the_suites_connect_server_runs_with_the_suites_spark_settings(spark_remote, monkeypatch):
+    """SCALELAB_SPARK_CONF (conftest.py: no code generation) reaches a Connect server's sessions, and
+    queries still give the right answers there."""
+    from pyspark.sql import SparkSession
+
+    from scalelab.engines import CONNECT_MODE_VARIABLES
+    from scalelab.spark import extra_conf
+
+    for variable in CONNECT_MODE_VARIABLES:  # the session sets them; the later tests get them back
+        monkeypatch.setenv(variable, "")
+        monkeypatch.delenv(variable)
+    session = SparkSession.builder.remote(spark_remote).create()
+    try:
+        assert {key: session.conf.get(key) for key in extra_conf()} == extra_conf()
+        rows = session.range(10).selectExpr("id % 3 AS k").groupBy("k").count().orderBy("k").collect()
+        assert [(r.k, r["count"]) for r in rows] == [(0, 4), (1, 3), (2, 3)]
+    finally:
+        session.stop()
+
+
+@pytest.mark.slow
 def test_the_dask_cluster_listens_on_loopback(dask_scheduler):
     procs = _started_for(dask_scheduler)
     workers = [p for p in procs if any("dask_worker" in a for a in _cmdline(p))]

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from scalelab.processes import start_group, stop_group, tail
-from scalelab.spark import java_options, pyspark_home
+from scalelab.spark import extra_conf, java_options, pyspark_home
 
 HOST = "127.0.0.1"
 
@@ -139,6 +139,7 @@ def spark_connect_server(timeout: float = 120) -> Iterator[str]:
             "--conf", "spark.sql.shuffle.partitions=4",
             "--conf", f"spark.sql.warehouse.dir={workdir / 'warehouse'}",  # tables vanish with it
             "--conf", f"spark.driver.extraJavaOptions={java_options()}",
+            *[arg for key, value in extra_conf().items() for arg in ("--conf", f"{key}={value}")],
             "spark-internal",
         ]
         with _processes() as procs:

@@ -33,6 +33,11 @@ LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
 # `make test` and `make grade` set SCALELAB_SPARK_JAVA_OPTIONS to it; students keep the JVM's defaults,
 # which win on the larger jobs of the "Scale it up" sections.
 QUICK_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+# Spark settings for the same many small queries: no code generation (interpreted plans), so a query's first
+# run compiles nothing with Janino. The results are the same; students keep Spark's defaults. `make test` and
+# `make grade` set SCALELAB_SPARK_CONF to it ("key=value key=value"); every session, Connect server and
+# spark-submit the course starts adds what that variable holds. Measured in docs/testing.md.
+QUICK_SPARK_CONF = "spark.sql.codegen.wholeStage=false spark.sql.codegen.factoryMode=NO_CODEGEN"
 # A class-data archive of the classes a Spark driver loads (JDK class-data sharing, made once by
 # `make setup`: `python -m scalelab.spark archive`) lets a new driver map them instead of loading and
 # verifying thousands of classes: bench/bench_spark_jvm.py. A JVM that cannot use it (another Java,
@@ -85,6 +90,18 @@ def java_options(class_archive: bool = False) -> str:
     return f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()} {extra}".strip()
 
 
+def extra_conf() -> dict[str, str]:
+    """The settings in SCALELAB_SPARK_CONF ("key=value key=value"), added to every session the course starts."""
+    conf = {}
+    for item in os.environ.get("SCALELAB_SPARK_CONF", "").split():
+        key, equals, value = item.partition("=")
+        if not equals or not key.startswith("spark."):
+            raise ValueError(f"SCALELAB_SPARK_CONF: {item!r} is not spark.KEY=VALUE; "
+                             "write the settings as spark.a=1 spark.b=2, or unset the variable")
+        conf[key] = value
+    return conf
+
+
 def class_archive_path() -> Path:
     """Where `python -m scalelab.spark archive` keeps the class-data archive: in the environment."""
     return Path(sys.prefix) / "share" / "scalelab" / "spark-classes.jsa"
@@ -115,7 +132,7 @@ def classic_conf(app_name: str, master: str) -> dict[str, str]:
         # keep all traffic on loopback; a real cluster needs the driver's routable address instead
         conf["spark.driver.host"] = "127.0.0.1"
         conf["spark.driver.bindAddress"] = "127.0.0.1"
-    return conf
+    return {**conf, **extra_conf()}
 
 
 @contextlib.contextmanager

@@ -46,7 +46,7 @@ from scalelab.grading.pages import failure_messages, write_feedback_index, write
 from scalelab.grading.submissions import Rejected, Submission, collect, repair, unpack
 from scalelab.grading.worker import Failure, GradingProcess, Outcome
 from scalelab.processes import run_group
-from scalelab.spark import QUICK_JVM_OPTIONS
+from scalelab.spark import QUICK_JVM_OPTIONS, QUICK_SPARK_CONF
 
 FIXED_COLUMNS = ["student", "assignment", "notebook", "status", "score", "max_score",
                  "needs_manual_grading", "message"]
@@ -295,7 +295,8 @@ def _worker(args: list[str], timeout: int, env: dict | None = None) -> Outcome:
 def _grading_env() -> dict[str, str]:
     """What a grading process's environment adds, the same for every submission of a batch."""
     return {"CI": "1",  # no Spark UI
-            "SCALELAB_SPARK_JAVA_OPTIONS": os.environ.get("SCALELAB_SPARK_JAVA_OPTIONS", QUICK_JVM_OPTIONS)}
+            "SCALELAB_SPARK_JAVA_OPTIONS": os.environ.get("SCALELAB_SPARK_JAVA_OPTIONS", QUICK_JVM_OPTIONS),
+            "SCALELAB_SPARK_CONF": os.environ.get("SCALELAB_SPARK_CONF", QUICK_SPARK_CONF)}
 
 
 def grade_job(job: Job, template: bytes, cell_timeout: int, notebook_timeout: int,
