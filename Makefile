@@ -22,8 +22,9 @@ JUPYTER_IP := $(if $(filter --ip --ip=% --ServerApp.ip --ServerApp.ip=%,$(JUPYTE
 # two pytest workers for the 2 cores (three were slower: 37.5 min against 31.3 for two, items about
 # 1.5 times as long); loadscope keeps each notebook (its cells share a kernel) and each test
 # module or class on one worker, so fixtures are made once, while the class batch's assignments spread
-# over the workers. --no-loadscope-reorder hands out work in collection order (tests/, the long grading
-# batches among them, before the notebooks) instead of most-items-first, which left them for the end.
+# over the workers. --no-loadscope-reorder hands out work in the order conftest.py sorts it (the long
+# grading batches, the notebooks, then the shorter test modules) instead of most-items-first, which
+# left the batches for the end.
 PYTEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder
 # Jupyter refuses to start as root (containers, CI) unless told to
