@@ -32,15 +32,35 @@ def test_run_mpi_stops_a_deadlock_with_a_clear_error():
     assert time.monotonic() - start < 30
 
 
-def test_one_rank_raising_ends_the_job_with_its_traceback_instead_of_a_timeout():
+@pytest.mark.parametrize("wait", ["c.bcast(None, root=1)", "c.recv(source=1)"])
+def test_one_rank_raising_ends_the_job_with_its_traceback_instead_of_a_timeout(wait):
     program = (
         "from mpi4py import MPI\nc = MPI.COMM_WORLD\n"
-        "if c.rank == 1:\n    raise ValueError('rank 1 gave up')\n"
-        "c.bcast(None, root=1)\n"  # rank 0 waits for rank 1 in a collective
+        "if c.rank == 1:\n    raise ValueError('boom')\n"
+        f"{wait}\n"  # rank 0 waits for rank 1 in a collective, or in a receive
     )
-    with pytest.raises(mpi.MPIError, match="(?s)rank 1.*ValueError: rank 1 gave up") as raised:
+    with pytest.raises(mpi.MPIError, match="(?s)rank 1.*ValueError: boom") as raised:
         mpi.run_mpi(program, n=2, timeout=60)
     assert not isinstance(raised.value, mpi.MPITimeout)
+
+
+def test_a_timeout_shows_each_ranks_stderr_tail():
+    # rank 0 reports an error on stderr and goes on to wait; rank 1 writes many lines of its own on stderr
+    # and waits too: the timeout must show rank 0's traceback, not only stdout or rank 1's last lines
+    program = (
+        "import sys, traceback\nfrom mpi4py import MPI\nc = MPI.COMM_WORLD\n"
+        "if c.rank == 0:\n    try:\n        raise ValueError('boom')\n    except ValueError:\n"
+        "        traceback.print_exc()\n"
+        "else:\n    for i in range(50):\n        print('warning', i, file=sys.stderr)\n"
+        "sys.stderr.flush()\n"
+        "c.recv(source=(c.rank + 1) % c.size)\n"  # both ranks wait for each other
+    )
+    with pytest.raises(mpi.MPITimeout, match="deadlock") as raised:
+        mpi.run_mpi(program, n=2, timeout=5)
+    message = str(raised.value)
+    assert "[rank 0] ValueError: boom" in message
+    assert "[rank 1] warning 49" in message
+    assert "stderr" in message.split("Output so far")[0]  # said before the output, not only at the end
 
 
 def test_run_mpi_reports_a_failing_program():

@@ -118,11 +118,14 @@ def run_mpi(
         run = run_group(command, timeout, stderr=subprocess.STDOUT, cwd=cwd)  # a timeout kills every rank
         result = MPIResult(n, run.returncode, _read(folder, n, "out"), _read(folder, n, "err"))
     if run.timed_out:
+        errors = _stderr_tails(result)
         raise MPITimeout(
             f"the MPI program did not finish within {timeout:g} s on {n} processes and was stopped. "
-            "A common cause is a deadlock: every rank waiting in a blocking call (recv, or a send "
+            + ("Some ranks wrote on stderr (at the end of this message): an error there, in a rank that then "
+               "stopped or waited elsewhere, can leave the others waiting for it. " if errors else "")
+            + "A common cause is a deadlock: every rank waiting in a blocking call (recv, or a send "
             "of a large message) for a partner that is also waiting. Output so far:\n" + tail(str(result))
-            + (f"\nand on stderr:\n{tail(result.stderr)}" if result.stderr else "")
+            + (f"\nand on stderr (the last lines of each rank):\n{errors}" if errors else "")
         )
     if check and result.returncode != 0:
         raise MPIError(
@@ -130,6 +133,15 @@ def run_mpi(
             + tail(result.stderr or run.stdout or str(result))
         )
     return result
+
+
+def _stderr_tails(result: MPIResult, lines: int = 15) -> str:
+    """The last `lines` lines of each rank's stderr, labelled: one chatty rank can't push another's
+    traceback out of the message."""
+    return "\n".join(
+        tail("".join(f"[rank {r}] {line}\n" for line in text.splitlines()), lines)
+        for r, text in enumerate(result.errors) if text.strip()
+    )
 
 
 def _read(folder: Path, n: int, kind: str) -> list[str]:
