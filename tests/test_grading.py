@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from datetime import datetime
 from pathlib import Path
 
 import nbformat
@@ -77,6 +78,7 @@ def test_case_runner_catches_a_case_whose_expectation_is_wrong(tmp_path):
 # private course (SCALELAB_ROOT) costs a second a kernel where a Spark lab costs half a minute.
 
 TRAP_OUTLINE = REPO / "tests" / "fixtures" / "trap-course.txt"
+DEADLINE = datetime(2026, 12, 1, 12, 0)  # UTC
 FULL = {"traps-words-tests": 1.0, "traps-total-tests": 2.0, "traps-mean-tests": 2.0}
 
 
@@ -134,6 +136,13 @@ def _trap_class(folder: Path, solution: Path, lab: Path) -> None:
     chatty = "print('x' * 5_000_000)\n\ndef words_per_line(lines):\n    return [len(s.split()) for s in lines]\n"
     nbformat.write(_answered(solution, lab, {"traps-words": chatty}), folder / "judy_99-traps.ipynb")
     nbformat.write(nbformat.read(solution, 4), folder / "kevin_homework.ipynb")
+    # nbgrader's own layout, with the timestamp.txt its exchange writes: late, on time, unreadable
+    for student, stamp in [("olivia", "2026-12-01 14:30:00.000000 UTC"), ("peggy", "2026-12-01 09:15:00 UTC"),
+                           ("quentin", "last Tuesday, honest")]:
+        handed_in = folder / student / "99-traps"
+        handed_in.mkdir(parents=True)
+        nbformat.write(nbformat.read(solution, 4), handed_in / "99-traps.ipynb")
+        (handed_in / "timestamp.txt").write_text(stamp)
     skipper = nbformat.read(lab, 4)  # tags every cell, tests included, as a demonstration to skip
     for cell in skipper.cells:
         cell.metadata["tags"] = ["skip-when-grading"]
@@ -158,7 +167,8 @@ def graded_class(trap_course):
         folder = root / "submissions"
         _trap_class(folder, solution, lab)
         reports = root / "reports"
-        rows = grade_batch(folder, reports, workers=2, cell_timeout=10, notebook_timeout=120)
+        rows = grade_batch(folder, reports, workers=2, cell_timeout=10, notebook_timeout=120,
+                           deadline=DEADLINE)
     return {r.student: r for r in rows}, reports, lab
 
 
@@ -186,6 +196,28 @@ def test_broken_files_get_error_rows_and_the_others_are_graded(graded_class):
     alice = next(r for r in table if r["student"] == "alice")
     assert (alice["status"], alice["score"], alice["traps-total-tests"]) == ("graded", "5", "2")
     assert next(r for r in table if r["student"] == "dave")["status"] == "error"
+
+
+@pytest.mark.slow
+def test_lateness_comes_from_nbgraders_timestamp_against_the_deadline(graded_class):
+    rows, reports, _ = graded_class
+    assert (rows["olivia"].submitted, rows["olivia"].seconds_late) == ("2026-12-01 14:30:00 UTC", 9000.0)
+    assert (rows["peggy"].submitted, rows["peggy"].seconds_late) == ("2026-12-01 09:15:00 UTC", 0.0)
+    assert _auto(rows["olivia"]) == FULL  # lateness is reported, never taken off the points
+    quentin = rows["quentin"]  # an unreadable timestamp: graded all the same, and the row says why
+    assert quentin.status == "graded" and quentin.seconds_late is None and "lateness unknown" in quentin.message
+    assert (rows["alice"].submitted, rows["alice"].seconds_late) == ("", None)  # a flat folder has no time
+    with (reports / "grades.csv").open() as handle:
+        table = {r["student"]: r for r in csv.DictReader(handle)}
+    assert (table["olivia"]["submitted"], table["olivia"]["seconds_late"]) == ("2026-12-01 14:30:00 UTC", "9000")
+    assert table["alice"]["seconds_late"] == ""
+
+
+def test_make_grade_refuses_a_deadline_it_cannot_read(tmp_path, capsys):
+    from scalelab.grading.batch import main
+
+    assert main([str(tmp_path), "--deadline", "next Friday-ish"]) == 2
+    assert "'2026-12-01 23:59'" in capsys.readouterr().err
 
 
 @pytest.mark.slow

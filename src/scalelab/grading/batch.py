@@ -35,6 +35,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import nbformat
@@ -43,13 +44,13 @@ from scalelab import engines
 from scalelab.grading import course
 from scalelab.grading.connect_lanes import ConnectLanes
 from scalelab.grading.pages import failure_messages, write_feedback_index, write_summary
-from scalelab.grading.submissions import Rejected, Submission, collect, repair, unpack
+from scalelab.grading.submissions import Rejected, Submission, collect, repair, submission_time, unpack
 from scalelab.grading.worker import Failure, GradingProcess, Outcome
 from scalelab.processes import run_group
 from scalelab.spark import QUICK_JVM_OPTIONS, QUICK_SPARK_CONF
 
 FIXED_COLUMNS = ["student", "assignment", "notebook", "status", "score", "max_score",
-                 "needs_manual_grading", "message"]
+                 "needs_manual_grading", "submitted", "seconds_late", "message"]
 
 
 @dataclass
@@ -61,6 +62,8 @@ class Row:
     score: float | None = None
     max_score: float | None = None
     needs_manual_grading: bool = False
+    submitted: str = ""  # when the student handed in (UTC), where the submission said so
+    seconds_late: float | None = None  # past the deadline, where both are known
     message: str = ""
     points: dict[str, float | None] = field(default_factory=dict)  # grade_id -> points
     max_points: dict[str, float] = field(default_factory=dict)  # grade_id -> points possible
@@ -79,6 +82,7 @@ class Job:
     assignment: str
     notebooks: dict[str, bytes]  # notebook name -> the repaired submission
     notes: dict[str, list[str]]  # notebook name -> what repair changed
+    timestamp: str | None = None  # nbgrader's timestamp.txt, when the submission came with one
 
 
 def grade_batch(
@@ -90,6 +94,7 @@ def grade_batch(
     scheduler: str | None = None,
     spark_connect: bool = True,
     connect_servers: Sequence[str] = (),
+    deadline: datetime | None = None,
 ) -> list[Row]:
     """Grade every notebook found in `source`; write the CSV and feedback under `reports`.
 
@@ -97,14 +102,15 @@ def grade_batch(
     workers, each by its own worker process there; otherwise by `workers` lanes on this machine, each a
     long-lived grading process, with one Spark Connect server each for the Spark labs without RDDs
     (`connect_servers`: use these instead of starting them; `spark_connect=False`: every kernel starts
-    the Spark its environment says).
+    the Spark its environment says). With `deadline` (naive: UTC), nbgrader records how late each
+    submission that came with its timestamp.txt is; the CSV shows it.
     """
     scratch = Path(tempfile.mkdtemp(prefix="scalelab-grade-"))
     try:
         folder = unpack(Path(source), scratch / "unpacked")
         submissions, rejected = collect(folder, course.notebook_index())
         rows = [_rejected_row(r) for r in rejected]
-        templates = _prepare_templates({s.assignment for s in submissions}, scratch, rows, submissions)
+        templates = _prepare_templates({s.assignment for s in submissions}, scratch, rows, submissions, deadline)
         jobs = [_job(group, scratch) for group in _group(s for s in submissions if s.assignment in templates)]
         where = f"on the Dask cluster at {scheduler}" if scheduler else \
             f"with {workers or default_workers()} workers"
@@ -238,11 +244,12 @@ def _minutes(seconds: float) -> str:
 def _job(group: list[Submission], scratch: Path) -> Job:
     student, assignment = group[0].student, group[0].assignment
     notebooks, notes = {}, {}
+    timestamp, problem = submission_time(group[0])
     for s in group:
         repaired = scratch / "repaired" / student / assignment / f"{s.notebook}.ipynb"
-        notes[s.notebook] = repair(s.path, repaired)
+        notes[s.notebook] = repair(s.path, repaired) + ([problem] if problem else [])
         notebooks[s.notebook] = repaired.read_bytes()
-    return Job(student, assignment, notebooks, notes)
+    return Job(student, assignment, notebooks, notes, timestamp)
 
 
 def _group(submissions) -> list[list[Submission]]:
@@ -256,13 +263,20 @@ def _rejected_row(r: Rejected) -> Row:
     return Row(r.student, r.assignment, r.notebook, "error", message=r.reason)
 
 
-def _prepare_templates(assignments, scratch: Path, rows: list[Row], submissions) -> dict[str, bytes]:
-    """A gradebook per assignment (nbgrader generate_assignment), packed to travel to any worker."""
+def _prepare_templates(assignments, scratch: Path, rows: list[Row], submissions,
+                       deadline: datetime | None = None) -> dict[str, bytes]:
+    """A gradebook per assignment (nbgrader generate_assignment), with the deadline as the assignment's
+    due date, packed to travel to any worker."""
     templates = {}
     for assignment in sorted(assignments):
         root = scratch / "templates" / assignment
         outcome = _worker(["prepare", "--root", str(root), "--assignment", assignment], timeout=600)
         if outcome.success:
+            if deadline is not None:
+                from nbgrader.api import Gradebook
+
+                with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+                    gradebook.update_or_create_assignment(assignment, duedate=deadline)
             templates[assignment] = _pack(root)
         else:
             reason = f"could not prepare {assignment} for grading: {_last_line(outcome)}"
@@ -337,6 +351,8 @@ def _course_root(job: Job, template: bytes, root: Path) -> Path:
         target = root / "submitted" / job.student / job.assignment / f"{name}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
+    if job.timestamp is not None:  # nbgrader autograde records it, and how late it is
+        (root / "submitted" / job.student / job.assignment / "timestamp.txt").write_text(job.timestamp)
     return root
 
 
@@ -369,6 +385,8 @@ def _scores(root: Path, student: str, assignment: str, notebook: str, notes: lis
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+        handed_in = gradebook.find_submission(assignment, student)
+        late = handed_in.total_seconds_late if handed_in.timestamp and handed_in.duedate else None
         submitted = gradebook.find_submission_notebook(notebook, assignment, student)
         points = {g.name: None if g.needs_manual_grade else g.score for g in submitted.grades}
         order = {c.grade_id: i for i, c in enumerate(course.grade_cells(
@@ -377,7 +395,8 @@ def _scores(root: Path, student: str, assignment: str, notebook: str, notes: lis
         return Row(student, assignment, notebook, "graded",
                    score=submitted.score, max_score=submitted.max_score,
                    needs_manual_grading=bool(submitted.needs_manual_grade),
-                   message="; ".join(notes), points=points,
+                   submitted=f"{handed_in.timestamp:%Y-%m-%d %H:%M:%S} UTC" if handed_in.timestamp else "",
+                   seconds_late=late, message="; ".join(notes), points=points,
                    max_points={g.name: g.max_score for g in submitted.grades},
                    messages=failure_messages(root / "autograded" / student / assignment / f"{notebook}.ipynb"))
 
@@ -392,7 +411,7 @@ def write_csv(rows: list[Row], path: Path) -> None:
         writer.writerow(FIXED_COLUMNS + grade_ids)
         for r in rows:
             fixed = [r.student, r.assignment, r.notebook, r.status, _num(r.score), _num(r.max_score),
-                     "yes" if r.needs_manual_grading else "", r.message]
+                     "yes" if r.needs_manual_grading else "", r.submitted, _num(r.seconds_late), r.message]
             writer.writerow(fixed + [_num(r.points.get(g)) for g in grade_ids])
 
 
@@ -417,13 +436,26 @@ def main(argv: list[str] | None = None) -> int:
                         help="grade on the workers of this Dask scheduler (tcp://host:8786) instead of here")
     parser.add_argument("--no-spark-connect", dest="spark_connect", action="store_false",
                         help="no shared Spark Connect servers: each Spark lab starts its own Spark")
+    parser.add_argument("--deadline", default=None,
+                        help="due date and time, e.g. '2026-12-01 23:59' (UTC unless it names a zone): the CSV "
+                             "shows how late each submission with nbgrader's timestamp.txt was")
     args = parser.parse_args(argv)
     if not args.submissions.exists():
         print(f"error: {args.submissions} does not exist; pass SUBMISSIONS=<folder or .zip>", file=sys.stderr)
         return 2
+    deadline = None
+    if args.deadline:
+        from nbgrader.utils import parse_utc
+
+        try:
+            deadline = parse_utc(args.deadline)
+        except (ValueError, OverflowError):
+            print(f"error: could not read the deadline {args.deadline!r} as a date and time; write it as "
+                  "'2026-12-01 23:59' (UTC) or with a zone, '2026-12-01 23:59 -0500'", file=sys.stderr)
+            return 2
     reports = args.reports or course.root() / "autograder" / "reports"
     rows = grade_batch(args.submissions, reports, args.workers, args.cell_timeout, args.notebook_timeout,
-                       args.scheduler, args.spark_connect)
+                       args.scheduler, args.spark_connect, deadline=deadline)
     errors = [r for r in rows if r.status == "error"]
     for r in rows:
         verdict = f"{_num(r.score)}/{_num(r.max_score)}" if r.status == "graded" else f"ERROR: {r.message}"

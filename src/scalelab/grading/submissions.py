@@ -8,6 +8,9 @@ Accepted (see autograder/README.md):
   ``-`` or a double of either; extra words between them are kept in the student id
   (``jdoe_12345_00-setup.ipynb`` -> student ``jdoe_12345``)
 * any of these inside a ``.zip``
+
+In nbgrader's layout a ``timestamp.txt`` next to the notebooks (what nbgrader's exchange writes on
+submission) says when the student handed in; ``make grade DEADLINE=...`` turns it into lateness.
 """
 
 from __future__ import annotations
@@ -106,6 +109,25 @@ def collect(folder: Path, known: dict[str, str]) -> tuple[list[Submission], list
             continue
         accepted[key] = Submission(student, assignment, notebook, path)
     return list(accepted.values()), rejected
+
+
+def submission_time(submission: Submission) -> tuple[str | None, str | None]:
+    """When the student handed in, from nbgrader's ``timestamp.txt`` in the notebook's own
+    ``<student>/<assignment>/`` folder: (the file's text, None), or (None, why it can't be used), or
+    (None, None) when there is no such file. A flat folder's timestamp.txt belongs to no one student."""
+    from nbgrader.utils import parse_utc  # imports nbgrader (a second or two): only when asked
+
+    if submission.path.parent.name != submission.assignment:
+        return None, None
+    stamp = submission.path.parent / "timestamp.txt"
+    if not stamp.is_file():
+        return None, None
+    text = stamp.read_text(errors="replace").strip()
+    try:
+        parse_utc(text)
+    except (ValueError, OverflowError):
+        return None, f"timestamp.txt holds {text[:60]!r}, not a date and time: lateness unknown"
+    return text, None
 
 
 def unreadable(path: Path) -> str | None:
