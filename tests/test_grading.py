@@ -213,6 +213,20 @@ def test_lateness_comes_from_nbgraders_timestamp_against_the_deadline(graded_cla
     assert table["alice"]["seconds_late"] == ""
 
 
+@pytest.mark.slow
+def test_totals_for_a_learning_platform_one_row_per_student(graded_class):
+    rows, reports, _ = graded_class
+    with (reports / "totals-99-traps.csv").open() as handle:
+        totals = {r["student"]: r for r in csv.DictReader(handle)}
+    assert set(totals) == {r.student for r in rows.values() if r.assignment == "99-traps"}
+    out_of = f"{rows['alice'].max_score:g}"
+    assert totals["carol"] == {"student": "carol", "points": f"{rows['carol'].score:g}", "out_of": out_of,
+                               "complete": "yes"}  # an untouched written answer scores 0 at once
+    assert rows["alice"].needs_manual_grading and totals["alice"]["complete"] == ""  # hers waits to be marked
+    assert totals["bob"]["points"] == "0" and totals["dave"]["points"] == "0"  # dave: an unreadable file
+    assert rows["dave"].status == "error" and totals["dave"]["complete"] == ""
+
+
 def test_make_grade_refuses_a_deadline_it_cannot_read(tmp_path, capsys):
     from scalelab.grading.batch import main
 

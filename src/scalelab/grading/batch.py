@@ -129,6 +129,7 @@ def grade_batch(
                 progress.update(job_rows)
         rows.sort(key=lambda r: (r.student, r.assignment, r.notebook))
         write_csv(rows, reports / "grades.csv")
+        write_totals(rows, reports)
         write_feedback_index(rows, reports / "feedback")
         write_summary(rows, reports / "summary.html")
         return rows
@@ -415,6 +416,26 @@ def write_csv(rows: list[Row], path: Path) -> None:
             writer.writerow(fixed + [_num(r.points.get(g)) for g in grade_ids])
 
 
+def write_totals(rows: list[Row], reports: Path) -> None:
+    """``totals-<assignment>.csv`` for a learning platform's grade import: one row per student, keyed by
+    the student id the submissions came with. ``points`` sums the notebooks graded so far, ``out_of`` the
+    assignment's maximum; ``complete`` is ``yes`` when every notebook of the assignment was graded and
+    no written answer waits to be marked (autograder/README.md: Canvas and Moodle)."""
+    for assignment in sorted({r.assignment for r in rows if r.assignment}):
+        mine = [r for r in rows if r.assignment == assignment]
+        notebooks = {r.notebook: r.max_score for r in mine if r.max_score is not None}
+        with (reports / f"totals-{assignment}.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["student", "points", "out_of", "complete"])
+            for student in sorted({r.student for r in mine}):
+                theirs = {r.notebook: r for r in mine if r.student == student}
+                graded = [r for r in theirs.values() if r.status == "graded"]
+                complete = len(graded) == len(notebooks) == len(theirs) and not any(
+                    r.needs_manual_grading for r in graded)
+                writer.writerow([student, _num(sum(r.score or 0.0 for r in graded)),
+                                 _num(sum(notebooks.values())), "yes" if complete else ""])
+
+
 def _num(value: float | None) -> str:
     if value is None:
         return ""
@@ -460,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         verdict = f"{_num(r.score)}/{_num(r.max_score)}" if r.status == "graded" else f"ERROR: {r.message}"
         print(f"  {r.student:<24} {r.notebook or '-':<28} {verdict}")
-    print(f"wrote {reports / 'grades.csv'} ({len(rows)} rows, {len(errors)} errors), "
-          f"feedback pages under {reports / 'feedback'} and the class summary {reports / 'summary.html'}")
+    print(f"wrote {reports / 'grades.csv'} ({len(rows)} rows, {len(errors)} errors), the totals for a learning "
+          f"platform in {reports}/totals-<assignment>.csv, feedback pages under {reports / 'feedback'} and the "
+          f"class summary {reports / 'summary.html'}")
     return 0
