@@ -227,6 +227,34 @@ def test_totals_for_a_learning_platform_one_row_per_student(graded_class):
     assert rows["dave"].status == "error" and totals["dave"]["complete"] == ""
 
 
+@pytest.mark.slow
+def test_a_second_run_keeps_what_is_graded_and_grades_only_what_changed(trap_course, tmp_path, capsys):
+    root, solution, lab = trap_course
+    folder, reports = tmp_path / "class", tmp_path / "reports"
+    folder.mkdir()
+    nbformat.write(nbformat.read(solution, 4), folder / "alice_99-traps.ipynb")
+    nbformat.write(nbformat.read(lab, 4), folder / "bob_99-traps.ipynb")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SCALELAB_ROOT", str(root))
+
+        def grade(**options):
+            rows = grade_batch(folder, reports, workers=1, cell_timeout=10, notebook_timeout=120, **options)
+            return {r.student: r for r in rows}, (reports / "grades.csv").read_text(), capsys.readouterr().out
+
+        first, first_csv, _ = grade()
+        (reports / "feedback" / "alice" / "99-traps.html").unlink()  # lost meanwhile: it comes back
+        again, again_csv, said = grade()
+        assert again_csv == first_csv and "2 submissions are unchanged" in said and "from 0 submissions" in said
+        assert (reports / "feedback" / "alice" / "99-traps.html").exists()
+        single_space = "def words_per_line(lines):\n    return [len(line.split(' ')) for line in lines]\n"
+        nbformat.write(_answered(solution, lab, {"traps-words": single_space}), folder / "bob_99-traps.ipynb")
+        changed, _, said = grade()  # bob handed in again, answered: only his notebook is graded
+        assert "1 submissions are unchanged" in said and "from 1 submissions" in said
+        assert changed["alice"] == first["alice"] and _auto(changed["bob"]) == {**FULL, "traps-words-tests": 0.0}
+        _, _, said = grade(force=True)
+        assert "unchanged" not in said and "from 2 submissions" in said
+
+
 def test_make_grade_refuses_a_deadline_it_cannot_read(tmp_path, capsys):
     from scalelab.grading.batch import main
 

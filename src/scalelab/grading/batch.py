@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -44,6 +45,7 @@ from scalelab import engines
 from scalelab.grading import course
 from scalelab.grading.connect_lanes import ConnectLanes
 from scalelab.grading.pages import failure_messages, write_feedback_index, write_summary
+from scalelab.grading.resume import GradedStore
 from scalelab.grading.submissions import Rejected, Submission, collect, repair, submission_time, unpack
 from scalelab.grading.worker import Failure, GradingProcess, Outcome
 from scalelab.processes import run_group
@@ -95,6 +97,7 @@ def grade_batch(
     spark_connect: bool = True,
     connect_servers: Sequence[str] = (),
     deadline: datetime | None = None,
+    force: bool = False,
 ) -> list[Row]:
     """Grade every notebook found in `source`; write the CSV and feedback under `reports`.
 
@@ -103,18 +106,38 @@ def grade_batch(
     long-lived grading process, with one Spark Connect server each for the Spark labs without RDDs
     (`connect_servers`: use these instead of starting them; `spark_connect=False`: every kernel starts
     the Spark its environment says). With `deadline` (naive: UTC), nbgrader records how late each
-    submission that came with its timestamp.txt is; the CSV shows it.
+    submission that came with its timestamp.txt is; the CSV shows it. A submission graded by an
+    earlier run into the same `reports`, unchanged since, is not graded again unless `force` (resume.py).
     """
     scratch = Path(tempfile.mkdtemp(prefix="scalelab-grade-"))
     try:
         folder = unpack(Path(source), scratch / "unpacked")
         submissions, rejected = collect(folder, course.notebook_index())
         rows = [_rejected_row(r) for r in rejected]
-        templates = _prepare_templates({s.assignment for s in submissions}, scratch, rows, submissions, deadline)
-        jobs = [_job(group, scratch) for group in _group(s for s in submissions if s.assignment in templates)]
+        store = GradedStore(reports / ".graded", force)
+        settings = f"{deadline} {cell_timeout} {notebook_timeout}"
+        sources = {a: _sources_digest(a) for a in {s.assignment for s in submissions}}
+        keys: dict[int, str] = {}
+        jobs = []
+        for job in (_job(group, scratch) for group in _group(submissions)):
+            keys[id(job)] = _job_key(job, sources[job.assignment], settings)
+            stored = store.get(keys[id(job)])
+            if stored is None:
+                jobs.append(job)
+            else:
+                rows.extend(Row(**row) for row in stored["rows"])
+                _write_feedback({name: page.encode() for name, page in stored["pages"].items()}, job.student,
+                                reports)
+        reused = len(keys) - len(jobs)
+        if reused:
+            print(f"{reused} submissions are unchanged since they were graded into {reports}: their grades "
+                  "are kept (FORCE=1, or --force, grades them again)", flush=True)
+        templates = _prepare_templates({j.assignment for j in jobs}, scratch, rows, jobs, deadline)
+        jobs = [job for job in jobs if job.assignment in templates]
         where = f"on the Dask cluster at {scheduler}" if scheduler else \
             f"with {workers or default_workers()} workers"
-        print(f"grading {len(submissions)} notebooks from {len(jobs)} submissions {where} ...", flush=True)
+        print(f"grading {sum(len(j.notebooks) for j in jobs)} notebooks from {len(jobs)} submissions {where} ...",
+              flush=True)
         if scheduler:
             results = _run_on_dask(jobs, templates, cell_timeout, notebook_timeout, scheduler)
         else:
@@ -126,6 +149,9 @@ def grade_batch(
             for job, (job_rows, feedback) in results:
                 rows.extend(job_rows)
                 _write_feedback(feedback, job.student, reports)
+                if all(r.status == "graded" for r in job_rows):  # an error is tried again next time
+                    store.put(keys[id(job)], {"rows": [dataclasses.asdict(r) for r in job_rows],
+                                              "pages": {n: p.decode() for n, p in feedback.items()}})
                 progress.update(job_rows)
         rows.sort(key=lambda r: (r.student, r.assignment, r.notebook))
         write_csv(rows, reports / "grades.csv")
@@ -260,11 +286,23 @@ def _group(submissions) -> list[list[Submission]]:
     return list(groups.values())
 
 
+def _sources_digest(assignment: str) -> str:
+    """What an assignment's grades depend on besides the submission: its source notebooks and the
+    course's nbgrader configuration."""
+    paths = [course.config_file(), *course.source_notebooks(assignment)]
+    return GradedStore.key(*(part for path in paths for part in (path.name, path.read_bytes())))
+
+
+def _job_key(job: Job, sources: str, settings: str) -> str:
+    notebooks = [part for name in sorted(job.notebooks) for part in (name, job.notebooks[name])]
+    return GradedStore.key(job.student, job.assignment, sources, settings, job.timestamp or "", *notebooks)
+
+
 def _rejected_row(r: Rejected) -> Row:
     return Row(r.student, r.assignment, r.notebook, "error", message=r.reason)
 
 
-def _prepare_templates(assignments, scratch: Path, rows: list[Row], submissions,
+def _prepare_templates(assignments, scratch: Path, rows: list[Row], jobs: list[Job],
                        deadline: datetime | None = None) -> dict[str, bytes]:
     """A gradebook per assignment (nbgrader generate_assignment), with the deadline as the assignment's
     due date, packed to travel to any worker."""
@@ -281,8 +319,8 @@ def _prepare_templates(assignments, scratch: Path, rows: list[Row], submissions,
             templates[assignment] = _pack(root)
         else:
             reason = f"could not prepare {assignment} for grading: {_last_line(outcome)}"
-            rows.extend(Row(s.student, s.assignment, s.notebook, "error", message=reason)
-                        for s in submissions if s.assignment == assignment)
+            rows.extend(Row(job.student, job.assignment, name, "error", message=reason)
+                        for job in jobs if job.assignment == assignment for name in job.notebooks)
     return templates
 
 
@@ -457,6 +495,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="grade on the workers of this Dask scheduler (tcp://host:8786) instead of here")
     parser.add_argument("--no-spark-connect", dest="spark_connect", action="store_false",
                         help="no shared Spark Connect servers: each Spark lab starts its own Spark")
+    parser.add_argument("--force", action="store_true",
+                        help="grade every submission again, also those graded unchanged into the same reports")
     parser.add_argument("--deadline", default=None,
                         help="due date and time, e.g. '2026-12-01 23:59' (UTC unless it names a zone): the CSV "
                              "shows how late each submission with nbgrader's timestamp.txt was")
@@ -476,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     reports = args.reports or course.root() / "autograder" / "reports"
     rows = grade_batch(args.submissions, reports, args.workers, args.cell_timeout, args.notebook_timeout,
-                       args.scheduler, args.spark_connect, deadline=deadline)
+                       args.scheduler, args.spark_connect, deadline=deadline, force=args.force)
     errors = [r for r in rows if r.status == "error"]
     for r in rows:
         verdict = f"{_num(r.score)}/{_num(r.max_score)}" if r.status == "graded" else f"ERROR: {r.message}"
