@@ -287,9 +287,10 @@ def _group(submissions) -> list[list[Submission]]:
 
 
 def _sources_digest(assignment: str) -> str:
-    """What an assignment's grades depend on besides the submission: its source notebooks and the
-    course's nbgrader configuration."""
-    paths = [course.config_file(), *course.source_notebooks(assignment)]
+    """What an assignment's grades depend on besides the submission: its source notebooks, the
+    course's nbgrader configuration and the grader's own code (this package)."""
+    grader = sorted(Path(__file__).parent.glob("*.py"))
+    paths = [course.config_file(), *course.source_notebooks(assignment), *grader]
     return GradedStore.key(*(part for path in paths for part in (path.name, path.read_bytes())))
 
 

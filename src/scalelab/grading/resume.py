@@ -2,7 +2,8 @@
 
 Each graded submission (one student's notebooks of one assignment) is stored under a key made from
 everything its grades depend on: the submitted notebooks, their timestamp, the assignment's source
-notebooks and the course's nbgrader configuration, the deadline and the time limits. A later run with
+notebooks, the course's nbgrader configuration, the grader's code, the deadline and the time limits.
+A later run with
 the same key reuses the stored rows and feedback pages instead of grading again, so re-running on the
 same folder costs seconds, and a batch stopped half-way (Ctrl-C, a power cut) goes on where it stopped:
 each submission is stored the moment it is graded, written to a temporary file and renamed, so an
