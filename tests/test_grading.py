@@ -229,6 +229,7 @@ def test_totals_for_a_learning_platform_one_row_per_student(graded_class):
 
 @pytest.mark.slow
 def test_a_second_run_keeps_what_is_graded_and_grades_only_what_changed(trap_course, tmp_path, capsys):
+    """Also: the same class graded twice gives the same grades.csv, from the store and from scratch."""
     root, solution, lab = trap_course
     folder, reports = tmp_path / "class", tmp_path / "reports"
     folder.mkdir()
@@ -248,11 +249,12 @@ def test_a_second_run_keeps_what_is_graded_and_grades_only_what_changed(trap_cou
         assert (reports / "feedback" / "alice" / "99-traps.html").exists()
         single_space = "def words_per_line(lines):\n    return [len(line.split(' ')) for line in lines]\n"
         nbformat.write(_answered(solution, lab, {"traps-words": single_space}), folder / "bob_99-traps.ipynb")
-        changed, _, said = grade()  # bob handed in again, answered: only his notebook is graded
+        changed, changed_csv, said = grade()  # bob handed in again, answered: only his notebook is graded
         assert "1 submissions are unchanged" in said and "from 1 submissions" in said
         assert changed["alice"] == first["alice"] and _auto(changed["bob"]) == {**FULL, "traps-words-tests": 0.0}
-        _, _, said = grade(force=True)
+        _, forced_csv, said = grade(force=True)
         assert "unchanged" not in said and "from 2 submissions" in said
+        assert forced_csv == changed_csv  # graded twice from scratch and from the store: the same CSV
 
 
 def test_make_grade_refuses_a_deadline_it_cannot_read(tmp_path, capsys):
