@@ -143,6 +143,11 @@ def _trap_class(folder: Path, solution: Path, lab: Path) -> None:
         handed_in.mkdir(parents=True)
         nbformat.write(nbformat.read(solution, 4), handed_in / "99-traps.ipynb")
         (handed_in / "timestamp.txt").write_text(stamp)
+    weakened = _answered(solution, lab, {"traps-mean": "def mean(values):\n    return 0.0"})
+    for cell in weakened.cells:  # and edits the test that would catch it
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "traps-mean-tests":
+            cell.source = "pass"
+    nbformat.write(weakened, folder / "nina_99-traps.ipynb")
     skipper = nbformat.read(lab, 4)  # tags every cell, tests included, as a demonstration to skip
     for cell in skipper.cells:
         cell.metadata["tags"] = ["skip-when-grading"]
@@ -262,6 +267,47 @@ def test_make_grade_refuses_a_deadline_it_cannot_read(tmp_path, capsys):
 
     assert main([str(tmp_path), "--deadline", "next Friday-ish"]) == 2
     assert "'2026-12-01 23:59'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_an_edited_test_cell_is_flagged_and_graded_as_the_source_says(graded_class):
+    rows, reports, _ = graded_class
+    nina = rows["nina"]
+    assert nina.flags == "locked or test cells edited: traps-mean-tests"
+    assert _auto(nina) == {**FULL, "traps-mean-tests": 0.0}  # nbgrader restored the test: it caught her mean
+    assert rows["erin"].flags == "grade cells copied: traps-words-tests"
+    assert rows["alice"].flags == "" and rows["bob"].flags == ""
+    with (reports / "grades.csv").open() as handle:
+        assert {r["student"]: r["flags"] for r in csv.DictReader(handle)}["nina"] == nina.flags
+
+
+def test_tamper_flags_name_edited_deleted_copied_and_moved_grade_cells(tmp_path):
+    from scalelab.grading.flags import tamper_flags
+
+    def cell(grade_id, source, locked):
+        made = nbformat.v4.new_code_cell(source)
+        made.metadata["nbgrader"] = {"grade_id": grade_id, "locked": locked, "solution": not locked,
+                                     "grade": locked, "schema_version": 3}
+        return made
+
+    lab = nbformat.v4.new_notebook()
+    lab.cells = [cell("a", "raise NotImplementedError", False), cell("a-tests", "assert f(1) == 2", True),
+                 cell("b", "raise NotImplementedError", False), cell("b-tests", "assert g(1) == 3", True)]
+    nbformat.write(lab, tmp_path / "lab.ipynb")
+    same = copy.deepcopy(lab)
+    same.cells[0].source = "def f(x):\n    return 2 * x"  # answering is not tampering
+    nbformat.write(same, tmp_path / "same.ipynb")
+    assert tamper_flags(tmp_path / "same.ipynb", tmp_path / "lab.ipynb") == []
+    odd = copy.deepcopy(lab)
+    odd.cells[1].source = "pass"
+    twin = copy.deepcopy(odd.cells[1])
+    twin.id = "pasted-copy"
+    odd.cells = [odd.cells[1], odd.cells[0], twin, odd.cells[2]]  # a-tests first, twice; b-tests gone
+    nbformat.write(odd, tmp_path / "odd.ipynb")
+    assert tamper_flags(tmp_path / "odd.ipynb", tmp_path / "lab.ipynb") == [
+        "locked or test cells edited: a-tests", "grade cells deleted: b-tests", "grade cells copied: a-tests",
+        "answer cells moved below their tests: a"]
+    assert tamper_flags(tmp_path / "odd.ipynb", tmp_path / "no-lab.ipynb") == []
 
 
 @pytest.mark.slow

@@ -44,6 +44,7 @@ import nbformat
 from scalelab import engines
 from scalelab.grading import course
 from scalelab.grading.connect_lanes import ConnectLanes
+from scalelab.grading.flags import tamper_flags
 from scalelab.grading.pages import failure_messages, write_feedback_index, write_summary
 from scalelab.grading.resume import GradedStore
 from scalelab.grading.submissions import Rejected, Submission, collect, repair, submission_time, unpack
@@ -52,7 +53,7 @@ from scalelab.processes import run_group
 from scalelab.spark import QUICK_JVM_OPTIONS, QUICK_SPARK_CONF
 
 FIXED_COLUMNS = ["student", "assignment", "notebook", "status", "score", "max_score",
-                 "needs_manual_grading", "submitted", "seconds_late", "message"]
+                 "needs_manual_grading", "submitted", "seconds_late", "flags", "message"]
 
 
 @dataclass
@@ -66,6 +67,7 @@ class Row:
     needs_manual_grading: bool = False
     submitted: str = ""  # when the student handed in (UTC), where the submission said so
     seconds_late: float | None = None  # past the deadline, where both are known
+    flags: str = ""  # what the instructor may want to look at (flags.py); never changes points
     message: str = ""
     points: dict[str, float | None] = field(default_factory=dict)  # grade_id -> points
     max_points: dict[str, float] = field(default_factory=dict)  # grade_id -> points possible
@@ -85,6 +87,11 @@ class Job:
     notebooks: dict[str, bytes]  # notebook name -> the repaired submission
     notes: dict[str, list[str]]  # notebook name -> what repair changed
     timestamp: str | None = None  # nbgrader's timestamp.txt, when the submission came with one
+    flags: dict[str, list[str]] = field(default_factory=dict)  # notebook name -> tamper flags (flags.py)
+
+    def error_rows(self, reason: str) -> list[Row]:
+        return [Row(self.student, self.assignment, name, "error", flags="; ".join(self.flags.get(name, [])),
+                    message=reason) for name in self.notebooks]
 
 
 def grade_batch(
@@ -241,7 +248,7 @@ def _result_or_error_rows(future, job: Job) -> tuple[list[Row], dict[str, bytes]
         return future.result()
     except Exception as error:  # noqa: BLE001 - any failure of one job must not stop the batch
         reason = f"the grader failed on this submission: {type(error).__name__}: {error}"
-        return [Row(job.student, job.assignment, name, "error", message=reason) for name in job.notebooks], {}
+        return job.error_rows(reason), {}
 
 
 class Progress:
@@ -270,13 +277,15 @@ def _minutes(seconds: float) -> str:
 
 def _job(group: list[Submission], scratch: Path) -> Job:
     student, assignment = group[0].student, group[0].assignment
-    notebooks, notes = {}, {}
+    notebooks, notes, flags = {}, {}, {}
     timestamp, problem = submission_time(group[0])
     for s in group:
         repaired = scratch / "repaired" / student / assignment / f"{s.notebook}.ipynb"
         notes[s.notebook] = repair(s.path, repaired) + ([problem] if problem else [])
         notebooks[s.notebook] = repaired.read_bytes()
-    return Job(student, assignment, notebooks, notes, timestamp)
+        flags[s.notebook] = tamper_flags(s.path, course.released_notebook(assignment, s.notebook),
+                                         course.source_notebook(assignment, s.notebook))
+    return Job(student, assignment, notebooks, notes, timestamp, flags)
 
 
 def _group(submissions) -> list[list[Submission]]:
@@ -320,8 +329,7 @@ def _prepare_templates(assignments, scratch: Path, rows: list[Row], jobs: list[J
             templates[assignment] = _pack(root)
         else:
             reason = f"could not prepare {assignment} for grading: {_last_line(outcome)}"
-            rows.extend(Row(job.student, job.assignment, name, "error", message=reason)
-                        for job in jobs if job.assignment == assignment for name in job.notebooks)
+            rows.extend(row for job in jobs if job.assignment == assignment for row in job.error_rows(reason))
     return templates
 
 
@@ -377,8 +385,9 @@ def grade_job(job: Job, template: bytes, cell_timeout: int, notebook_timeout: in
                               env=env)
         if not outcome.success:
             reason = _explain_failure(outcome, notebook_timeout)
-            return [Row(job.student, job.assignment, name, "error", message=reason) for name in job.notebooks], {}
-        rows = [_scores(root, job.student, job.assignment, name, job.notes[name]) for name in job.notebooks]
+            return job.error_rows(reason), {}
+        rows = [_scores(root, job.student, job.assignment, name, job.notes[name], job.flags.get(name, []))
+                for name in job.notebooks]
         pages = root / "feedback" / job.student / job.assignment
         return rows, {page.name: page.read_bytes() for page in pages.glob("*.html")}
 
@@ -421,7 +430,7 @@ def _explain_failure(outcome: Outcome, notebook_timeout: int) -> str:
     return f"nbgrader could not grade this notebook: {_last_line(outcome)}"
 
 
-def _scores(root: Path, student: str, assignment: str, notebook: str, notes: list[str]) -> Row:
+def _scores(root: Path, student: str, assignment: str, notebook: str, notes: list[str], flags: list[str]) -> Row:
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
@@ -436,7 +445,7 @@ def _scores(root: Path, student: str, assignment: str, notebook: str, notes: lis
                    score=submitted.score, max_score=submitted.max_score,
                    needs_manual_grading=bool(submitted.needs_manual_grade),
                    submitted=f"{handed_in.timestamp:%Y-%m-%d %H:%M:%S} UTC" if handed_in.timestamp else "",
-                   seconds_late=late, message="; ".join(notes), points=points,
+                   seconds_late=late, flags="; ".join(flags), message="; ".join(notes), points=points,
                    max_points={g.name: g.max_score for g in submitted.grades},
                    messages=failure_messages(root / "autograded" / student / assignment / f"{notebook}.ipynb"))
 
@@ -451,7 +460,8 @@ def write_csv(rows: list[Row], path: Path) -> None:
         writer.writerow(FIXED_COLUMNS + grade_ids)
         for r in rows:
             fixed = [r.student, r.assignment, r.notebook, r.status, _num(r.score), _num(r.max_score),
-                     "yes" if r.needs_manual_grading else "", r.submitted, _num(r.seconds_late), r.message]
+                     "yes" if r.needs_manual_grading else "", r.submitted, _num(r.seconds_late), r.flags,
+                     r.message]
             writer.writerow(fixed + [_num(r.points.get(g)) for g in grade_ids])
 
 

@@ -1,0 +1,54 @@
+"""Tamper flags: what an instructor may want to look at in a submission, found before it is graded.
+
+Flags inform; they never change points (nbgrader restores the test cells from the source and grades
+what the restored tests award). Compared with the released lab, cell by nbgrader grade id:
+
+* a test or other locked cell whose text is neither the released lab's nor the source's (the student
+  changed it; nbgrader puts it back before grading);
+* a grade cell the submission lacks (deleted), or has twice (copied);
+* an answer cell moved below the test cell that checks it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+
+
+def _grade_cells(notebook: nbformat.NotebookNode) -> list[tuple[str, nbformat.NotebookNode]]:
+    return [(c.metadata["nbgrader"]["grade_id"], c) for c in notebook.cells
+            if c.metadata.get("nbgrader", {}).get("grade_id")]
+
+
+def tamper_flags(submission: Path, released: Path, source: Path | None = None) -> list[str]:
+    """What differs from the released lab (or, for a locked cell, from the `source` notebook too) in
+    the submission's grade cells; [] when nothing does or there is no released lab to compare with."""
+    if not released.exists():
+        return []
+    given = _grade_cells(nbformat.read(released, as_version=4))
+    original = dict(_grade_cells(nbformat.read(source, as_version=4))) if source and source.exists() else {}
+    handed_in = _grade_cells(nbformat.read(submission, as_version=4))
+    theirs: dict[str, nbformat.NotebookNode] = {}
+    copied = []
+    for grade_id, cell in handed_in:
+        if grade_id in theirs:
+            copied.append(grade_id)
+        theirs.setdefault(grade_id, cell)
+    flags = []
+    edited = [g for g, cell in given if cell.metadata["nbgrader"].get("locked") and g in theirs
+              and theirs[g].source.strip() not in {cell.source.strip(), original.get(g, cell).source.strip()}]
+    if edited:
+        flags.append(f"locked or test cells edited: {', '.join(edited)}")
+    deleted = [g for g, _ in given if g not in theirs]
+    if deleted:
+        flags.append(f"grade cells deleted: {', '.join(deleted)}")
+    if copied:
+        flags.append(f"grade cells copied: {', '.join(sorted(set(copied)))}")
+    order: dict[str, int] = {}
+    for position, (grade_id, _) in enumerate(handed_in):
+        order.setdefault(grade_id, position)
+    moved = [g for g, _ in given if g in order and f"{g}-tests" in order and order[g] > order[f"{g}-tests"]]
+    if moved:
+        flags.append(f"answer cells moved below their tests: {', '.join(moved)}")
+    return flags
