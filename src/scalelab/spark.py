@@ -34,9 +34,10 @@ LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
 # which win on the larger jobs of the "Scale it up" sections.
 QUICK_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 # Spark settings for the same many small queries: no code generation (interpreted plans), so a query's first
-# run compiles nothing with Janino. The results are the same; students keep Spark's defaults. `make test` and
-# `make grade` set SCALELAB_SPARK_CONF to it ("key=value key=value"); every session, Connect server and
-# spark-submit the course starts adds what that variable holds. Measured in docs/testing.md.
+# run compiles nothing with Janino. The results are the same; students keep Spark's defaults. `make test` sets
+# SCALELAB_SPARK_CONF to it ("key=value key=value"), and so do `make grade`'s grading processes for the kernels
+# they start (its shared Connect servers keep the instructor's environment); every session, Connect server
+# and spark-submit the course starts adds what that variable holds. Measured in docs/testing.md.
 QUICK_SPARK_CONF = "spark.sql.codegen.wholeStage=false spark.sql.codegen.factoryMode=NO_CODEGEN"
 # A class-data archive of the classes a Spark driver loads (JDK class-data sharing, made once by
 # `make setup`: `python -m scalelab.spark archive`) lets a new driver map them instead of loading and
