@@ -415,7 +415,7 @@ def test_a_lane_grades_submission_after_submission_each_with_its_own_token(trap_
             course_root = batch._course_root(job, template, tmp_path / student)
             outcome = process.grade(course_root, "99-traps", student, 10, 120, tokens[student])
             assert outcome.success, outcome
-            assert _auto(batch._scores(course_root, student, "99-traps", "99-traps", [])) == expected[student]
+            assert _auto(batch._scores(course_root, student, "99-traps", "99-traps", [], [])) == expected[student]
         assert process.started == 1  # both by the same worker process
     for student, token in tokens.items():
         other = next(t for s, t in tokens.items() if s != student)
