@@ -146,5 +146,5 @@ def test_watermark_model_agrees_with_spark(spark, tmp_path, name, delay, window,
     assert marks == model.watermarks
     assert len(model.dropped) > 0 and dropped > 0  # each case has late rows that Spark drops
 
-# The labs themselves run with their grading cases on Spark Connect, or on the standalone master for
-# 04-joins-state-recovery (its notebook metadata says why), in tests/test_grading.py.
+# The labs themselves run under nbval with their grading cases (conftest.py) on Spark Connect, or on the
+# standalone master for 04-joins-state-recovery (its notebook metadata says why).
