@@ -75,6 +75,30 @@ def test_check_array_close_reports_first_bad_index():
         checks.check_array_close(np.zeros(3), np.zeros(4), "vector")
 
 
+def test_messages_show_numpy_numbers_as_plain_numbers():
+    import numpy as np
+
+    with pytest.raises(checks.CheckFailed) as failure:
+        checks.check_equal([np.float64(1.5), np.int64(2)], [1.5, 3], "pair")
+    assert "[1.5, 2]" in str(failure.value) and "np." not in str(failure.value)
+    with pytest.raises(checks.CheckFailed) as failure:
+        checks.check_array_close(np.array([1.0, 2.5]), np.array([1.0, 2.0]), "vector")
+    assert "expected 2.0, got 2.5" in str(failure.value)
+    with pytest.raises(checks.CheckFailed) as failure:
+        checks.check_record({"mean": np.float64(0.25)}, {"mean": 0.5}, "stats")
+    assert "'mean': expected 0.5, got 0.25" in str(failure.value)
+
+
+def test_check_array_close_takes_spark_vectors_and_a_column_of_them(capsys):
+    from pyspark.ml.linalg import Vectors
+
+    checks.check_array_close([Vectors.dense(1.0, 2.0), Vectors.sparse(2, {1: 4.0})], [[1, 2], [0, 4]], "matrix")
+    checks.check_array_close(Vectors.dense(0.5, 1.5), [0.5, 1.5], "vector")
+    assert capsys.readouterr().out.count("✓") == 2
+    with pytest.raises(checks.CheckFailed, match=r"index \(1, 0\): expected 0, got 3.0"):
+        checks.check_array_close([Vectors.dense(1.0, 2.0), Vectors.dense(3.0, 4.0)], [[1, 2], [0, 4]], "matrix")
+
+
 def test_check_same_items_and_raises():
     with pytest.raises(checks.CheckFailed, match=r"missing \['c'\]"):
         checks.check_same_items(["a", "b"], ["b", "a", "c"], "words")

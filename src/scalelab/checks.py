@@ -21,8 +21,19 @@ class CheckFailed(AssertionError):
     """A check did not pass; the message says why and what to try."""
 
 
+def _readable(value: Any) -> Any:
+    """NumPy scalars as Python numbers, inside lists, tuples and dicts too: NumPy 2 shows 1.5 as np.float64(1.5)."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(_readable(v) for v in value) if type(value) in (list, tuple) else value
+    if isinstance(value, dict):
+        return {_readable(k): _readable(v) for k, v in value.items()}
+    if type(value).__module__ == "numpy" and getattr(value, "shape", None) == ():
+        return value.item()
+    return value
+
+
 def _show(value: Any) -> str:
-    text = repr(value)
+    text = repr(_readable(value))
     return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 15] + f"... ({len(text)} chars)"
 
 
@@ -114,19 +125,22 @@ def check_close(
     try:
         number = float(actual)
     except (TypeError, ValueError):
-        _fail(what, f"expected a number close to {expected!r}, got {_show(actual)}", hint)
+        _fail(what, f"expected a number close to {_show(expected)}, got {_show(actual)}", hint)
     if not math.isclose(number, expected, rel_tol=rel, abs_tol=abs_tol):
-        _fail(what, f"expected {expected!r} (relative tolerance {rel:g}), got {number!r}", hint)
+        _fail(what, f"expected {_show(expected)} (relative tolerance {rel:g}), got {number!r}", hint)
     passed(what)
 
 
 def check_array_close(
     actual: Any, expected: Any, what: str, rtol: float = 1e-6, atol: float = 1e-9, hint: str | None = None
 ) -> None:
-    """Arrays of the same shape whose elements agree within tolerances (numpy.allclose)."""
+    """Arrays of the same shape whose elements agree within tolerances (numpy.allclose).
+
+    Spark ML vectors count as arrays, and a list of them (a column of vectors, collected) as a matrix.
+    """
     import numpy as np
 
-    a, e = np.asarray(actual), np.asarray(expected)
+    a, e = _as_array(actual), _as_array(expected)
     if a.shape != e.shape:
         _fail(what, f"expected shape {e.shape}, got shape {a.shape}", hint)
     bad = ~np.isclose(a, e, rtol=rtol, atol=atol)
@@ -135,10 +149,20 @@ def check_array_close(
         _fail(
             what,
             f"{int(bad.sum())} of {a.size} elements differ (rtol={rtol:g}, atol={atol:g}); "
-            f"first at index {first}: expected {e[first]!r}, got {a[first]!r}",
+            f"first at index {first}: expected {_show(e[first])}, got {_show(a[first])}",
             hint,
         )
     passed(what)
+
+
+def _as_array(value: Any) -> Any:
+    import numpy as np
+
+    if hasattr(value, "toArray"):  # a pyspark.ml.linalg vector or matrix
+        return value.toArray()
+    if isinstance(value, (list, tuple)) and value and all(hasattr(v, "toArray") for v in value):
+        return np.stack([v.toArray() for v in value])
+    return np.asarray(value)
 
 
 def check_same_items(actual: Iterable, expected: Iterable, what: str, hint: str | None = None) -> None:
