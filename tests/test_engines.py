@@ -63,6 +63,13 @@ def test_a_timeout_shows_each_ranks_stderr_tail():
     assert "stderr" in message.split("Output so far")[0]  # said before the output, not only at the end
 
 
+def test_each_rank_runs_one_thread_unless_the_caller_says_otherwise(monkeypatch):
+    program = "import os\nprint(os.environ['OMP_NUM_THREADS'], os.environ['OPENBLAS_NUM_THREADS'])\n"
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    assert mpi.run_mpi(program, n=2).outputs == ["1 2", "1 2"]
+
+
 def test_run_mpi_reports_a_failing_program():
     with pytest.raises(mpi.MPIError, match="ZeroDivisionError"):
         mpi.run_mpi("1 / 0\n", n=2)
