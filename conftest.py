@@ -33,6 +33,7 @@ from scalelab.spark import QUICK_JVM_OPTIONS, QUICK_SPARK_CONF
 os.environ.setdefault("CI", "1")  # no Spark UI in kernels started by tests
 os.environ.setdefault("SCALELAB_SPARK_JAVA_OPTIONS", QUICK_JVM_OPTIONS)  # many short Spark jobs: see spark.py
 os.environ.setdefault("SCALELAB_SPARK_CONF", QUICK_SPARK_CONF)  # ... on small data: no code generation
+os.environ.setdefault("SCALELAB_DEMO_SCALE", "0.2")  # worked examples at a fifth of their size (datasets.demo_size)
 
 NOTEBOOK_BUDGET_S = 60  # one solution notebook, top to bottom, on 2 cores
 _notebook_seconds: dict[str, float] = defaultdict(float)

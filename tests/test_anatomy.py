@@ -29,7 +29,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from scalelab.grading.cells import is_answer, nbgrader_meta
+from scalelab.grading.cells import is_answer, is_demonstration, nbgrader_meta
 from scalelab.paths import repo_root
 
 SOLUTIONS = sorted((repo_root() / "solutions").rglob("*.ipynb"))
@@ -150,6 +150,25 @@ def scratch_problems(notebook, stem: str) -> list[str]:
 def test_a_lab_keeps_its_files_in_one_scratch_folder_removed_at_the_end(path: Path):
     found = scratch_problems(nbformat.read(path, 4), path.stem)
     assert found == []
+
+
+def shrunk_cells(notebook) -> list[str]:
+    """Cells that size their data with demo_size (the test suite's smaller worked examples) but are not
+    tagged demonstrations: an exercise or a test must run at the size its checks were written for."""
+    return [cell.get("id", str(n)) for n, cell in enumerate(notebook.cells)
+            if cell.cell_type == "code" and "demo_size(" in cell.source and not is_demonstration(cell)]
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
+def test_only_demonstrations_run_smaller_under_test(path: Path):
+    assert shrunk_cells(nbformat.read(path, 4)) == []
+
+
+def test_the_demo_size_check_names_an_untagged_cell():
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("make_curve(demo_size(4000))", id="demo", metadata={"tags": ["skip-when-grading"]}),
+        nbformat.v4.new_code_cell("make_curve(demo_size(4000))", id="exercise")])
+    assert shrunk_cells(notebook) == ["exercise"]
 
 
 def test_the_scratch_check_names_each_kind_of_drift():

@@ -143,3 +143,15 @@ def test_write_corpus_by_words_and_by_bytes(tmp_path: Path) -> None:
     assert len(by_bytes.path.read_text().split()) == by_bytes.words
     with pytest.raises(ValueError):
         datasets.write_corpus(tmp_path / "x.txt", n_words=10, n_bytes=10)
+
+
+def test_demo_size_scales_worked_examples_only_when_asked(monkeypatch):
+    from scalelab.datasets import demo_size
+
+    monkeypatch.delenv("SCALELAB_DEMO_SCALE", raising=False)
+    assert (demo_size(600), demo_size(0.5)) == (600, 0.5)  # students get the sizes the lab names
+    monkeypatch.setenv("SCALELAB_DEMO_SCALE", "0.2")
+    assert (demo_size(600), demo_size(0.5), demo_size(3)) == (120, 0.1, 1)
+    monkeypatch.setenv("SCALELAB_DEMO_SCALE", "small")
+    with pytest.raises(ValueError, match="a number such as 0.2"):
+        demo_size(600)

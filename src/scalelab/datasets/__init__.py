@@ -27,7 +27,7 @@ from scalelab.datasets.corpus import Corpus, iter_corpus, make_corpus, vocabular
 from scalelab.paths import repo_root
 from scalelab.spark import pyspark_home
 
-__all__ = ["Corpus", "DatasetError", "iter_corpus", "make_corpus", "path", "pyspark_data", "vocabulary",
+__all__ = ["Corpus", "DatasetError", "demo_size", "iter_corpus", "make_corpus", "path", "pyspark_data", "vocabulary",
            "write_corpus", "zipf_probabilities"]
 
 MANIFEST_NAME = "MANIFEST"
@@ -49,6 +49,22 @@ class Entry:
     bytes: int
     source: str
     licence: str
+
+
+def demo_size(size: int | float) -> int | float:
+    """The size a worked example runs at: `size` times ``SCALELAB_DEMO_SCALE`` (default 1).
+
+    The test suite sets the factor below 1 so that demonstrations of how time grows with the data run
+    quickly; students see the sizes the lab names. Only cells that demonstrate (tagged skip-when-grading)
+    may call it, never an exercise or its tests: tests/test_anatomy.py holds that. An int stays an int (at least 1).
+    """
+    try:
+        factor = float(os.environ.get("SCALELAB_DEMO_SCALE", "1"))
+    except ValueError:
+        raise ValueError("SCALELAB_DEMO_SCALE must be a number such as 0.2; unset it for full size") from None
+    if factor <= 0:
+        raise ValueError(f"SCALELAB_DEMO_SCALE must be above 0, got {factor:g}; unset it for full size")
+    return max(1, round(size * factor)) if isinstance(size, int) else size * factor
 
 
 def datasets_dir() -> Path:
