@@ -59,10 +59,11 @@ $(STAMP): pyproject.toml constraints.txt
 	install one (e.g. pyenv install 3.12) and run make PYTHON=/path/to/python3.12 $(MAKECMDGOALS)"; exit 2; }
 	@echo "setting up .venv with $(PYTHON) ($$($(PYTHON) -V 2>&1), $$(command -v $(PYTHON)))"
 	$(PYTHON) -m venv $(VENV)
-	@# uv installs the lock from PyPI as pip would, about twice as fast here (58 s against 124 s, bytecode
-	@# compiled on every core); pip only installs uv itself
+	@# uv installs the lock from PyPI as pip would, about twice as fast here (58 s against 124 s); pip only
+	@# installs uv itself. No --compile-bytecode: compiling all 12,000 modules cost 50 s of the set-up, while
+	@# Python compiles the ones a lab or a test imports on first use, once, in about 2 s (docs/testing.md)
 	$(BIN)/python -m pip install --quiet -c constraints.txt uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -c constraints.txt -e ".[dev]"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name scalelab --display-name "Python 3 (scalelab)"
 	@# Spark drivers start a few seconds faster from a class-data archive (scalelab/spark.py); the set-up
 	@# goes on without one (no Java, a failure: one line says so)
