@@ -14,6 +14,7 @@ SUBMISSIONS ?=
 SCHEDULER ?=
 DEADLINE ?=
 FORCE ?=
+UNSANDBOXED ?=
 PYTEST_ARGS ?=
 # make lab's folder, and options for jupyter lab (make lab, make formgrader), e.g. "--no-browser --port 8890"
 LAB_DIR ?= labs
@@ -47,6 +48,8 @@ help:
 	@echo "           [SCHEDULER=tcp://host:8786]     ... on the workers of a Dask cluster"
 	@echo "           [DEADLINE=\"2026-12-01 23:59\"]   ... with lateness from nbgrader's timestamp.txt"
 	@echo "           [FORCE=1]                      ... grading again what an earlier run graded unchanged"
+	@echo "           [UNSANDBOXED=1]                ... where no sandbox (bubblewrap) can start: student code"
+	@echo "                                            then runs with your rights (autograder/README.md)"
 	@echo "make feedback     zip each student's feedback pages for returning them"
 	@echo "make formgrader   JupyterLab with nbgrader's formgrader on the course"
 	@echo "make cases        run the grading cases (autograder/cases/)"
@@ -98,7 +101,7 @@ cases: setup
 grade: setup
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder or .zip of notebooks>"; exit 2; }
 	$(BIN)/python -m scalelab grade "$(SUBMISSIONS)" $(if $(SCHEDULER),--scheduler $(SCHEDULER)) \
-		$(if $(DEADLINE),--deadline "$(DEADLINE)") $(if $(FORCE),--force)
+		$(if $(DEADLINE),--deadline "$(DEADLINE)") $(if $(FORCE),--force) $(if $(UNSANDBOXED),--unsandboxed)
 
 feedback:
 	@test -d autograder/reports/feedback || { echo "no feedback yet: run make grade SUBMISSIONS=... first"; exit 2; }

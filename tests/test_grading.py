@@ -393,7 +393,9 @@ get_ipython().input_transformers_cleanup.append(_record)
 @pytest.mark.slow
 def test_a_lane_grades_submission_after_submission_each_with_its_own_token(trap_course, tmp_path, monkeypatch):
     """One long-lived grading process grades two submissions in a row: each kernel runs its own
-    submission's secret token, sees neither token in its environment, and each gets its own grades."""
+    submission's secret token, sees neither token in its environment, and each gets its own grades.
+    Unsandboxed, so that the kernels can write what they saw where this test reads it (and a sandboxed
+    kernel's parent is the sandbox's own, not the grading process: tests/test_sandbox.py)."""
     import secrets
 
     from scalelab.grading import batch, preprocessors
@@ -406,7 +408,7 @@ def test_a_lane_grades_submission_after_submission_each_with_its_own_token(trap_
     single_space = "def words_per_line(lines):\n    return [len(line.split(' ')) for line in lines]\n"
     expected = {"amy": FULL, "ben": {**FULL, "traps-words-tests": 0.0}}
     tokens = {student: secrets.token_hex(12) for student in expected}
-    with GradingProcess(course.tool_env(batch._grading_env())) as process:
+    with GradingProcess(course.tool_env(batch._grading_env(sandbox=False))) as process:
         for student, answer in (("amy", right), ("ben", single_space)):
             seen = tmp_path / f"seen-{student}"
             seen.mkdir()
@@ -431,7 +433,9 @@ def test_a_lane_grades_submission_after_submission_each_with_its_own_token(trap_
 @pytest.mark.slow
 def test_a_lane_replaces_its_grading_process_after_a_timeout_or_a_crash(trap_course, tmp_path, monkeypatch):
     """A submission over the time limit gets its error row and one that kills the grading process gets
-    an error row; in the same lane, the next submission is graded by a fresh process."""
+    an error row; in the same lane, the next submission is graded by a fresh process. Unsandboxed: a
+    sandboxed kernel can neither see the grading process nor write where this test reads its pid
+    (tests/test_sandbox.py grades the same attacks in a sandbox)."""
     from scalelab.grading import batch
     from scalelab.grading.worker import GradingProcess
 
@@ -457,7 +461,8 @@ def test_a_lane_replaces_its_grading_process_after_a_timeout_or_a_crash(trap_cou
     nbformat.write(_answered(solution, lab, {"traps-words": killer}), folder / "carl_99-traps.ipynb")
     nbformat.write(nbformat.read(solution, 4), folder / "dora_99-traps.ipynb")
     try:
-        rows = grade_batch(folder, tmp_path / "reports", workers=1, cell_timeout=60, notebook_timeout=10)
+        rows = grade_batch(folder, tmp_path / "reports", workers=1, cell_timeout=60, notebook_timeout=10,
+                           sandbox=False)
         assert not _running(int(kernel_pid.read_text()))  # the timed-out submission's kernel was killed
     finally:
         if kernel_pid.exists() and _running(int(kernel_pid.read_text())):
@@ -465,6 +470,7 @@ def test_a_lane_replaces_its_grading_process_after_a_timeout_or_a_crash(trap_cou
     rows = {r.student: r for r in rows}
     assert rows["amos"].status == "error" and "grading stopped after 10 s" in rows["amos"].message
     assert rows["beth"].status == "graded" and _auto(rows["beth"]) == FULL, rows["beth"].message
+    assert rows["beth"].message == batch.UNSANDBOXED_NOTE  # every row graded without a sandbox says so
     assert rows["carl"].status == "error" and rows["carl"].score is None
     assert rows["dora"].status == "graded" and _auto(rows["dora"]) == FULL, rows["dora"].message
     # one lane; a fresh process after amos's timeout and after carl's crash (beth's process graded carl)

@@ -1,7 +1,9 @@
 """nbgrader itself, through the course's grading chain, gives every solution full marks and every blank lab zero.
 
 For each assignment, one batch grades alice's submission (every solution) and bob's (every untouched
-lab), as `make grade` would, on local engines. It is the longest part of `make test`, so each
+lab), as `make grade` would, on local engines: where a sandbox can start (bubblewrap), each kernel in
+a sandbox of its own, which is how these batches prove that Spark's JVM, `mpiexec` and PoCL work
+inside one. It is the longest part of `make test`, so each
 assignment is a class of its own: `make test` runs with `--dist loadscope`, which hands each class
 to whichever worker is free, so the assignments are graded side by side with the rest of the suite.
 """
@@ -12,7 +14,7 @@ import nbformat
 import pytest
 
 from scalelab import engines
-from scalelab.grading import course
+from scalelab.grading import course, sandbox
 from scalelab.grading.batch import grade_batch
 
 SOURCES = [nb for a in course.assignments() for nb in course.source_notebooks(a)]
@@ -26,8 +28,9 @@ class _GradedAssignment:
     @pytest.fixture(scope="class")
     @classmethod
     def graded(cls, tmp_path_factory, request):
-        """alice hands in every solution of the assignment, bob every untouched lab; the Spark labs
-        without RDDs on this test process's Spark Connect server, as `make grade` runs them on its own."""
+        """alice hands in every solution of the assignment, bob every untouched lab. Sandboxed, every
+        Spark lab starts its own Spark in its sandbox; unsandboxed, the Spark labs without RDDs use this
+        test process's Spark Connect server, as `make grade` runs them on its own."""
         folder = tmp_path_factory.mktemp(cls.assignment) / "submissions"
         folder.mkdir()
         for notebook in cls.notebooks():
@@ -38,7 +41,7 @@ class _GradedAssignment:
         # one grading process: the other test workers keep the cores busy; generous limits, as this
         # checks the grades, not the speed, on a machine busy with the rest of the suite
         connect = any(engines.SPARK_CONNECT in engines.engines_of(nbformat.read(nb, 4)) for nb in cls.notebooks())
-        servers = [request.getfixturevalue("spark_remote")] if connect else []
+        servers = [request.getfixturevalue("spark_remote")] if connect and not sandbox.check().ok else []
         rows = grade_batch(folder, folder.parent / "reports", workers=1, cell_timeout=300, notebook_timeout=1500,
                            connect_servers=servers)
         return {(r.student, r.notebook): r for r in rows}

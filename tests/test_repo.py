@@ -96,12 +96,16 @@ def test_ci_entry_runs_the_readme_test_command_and_fails_when_it_fails(tmp_path)
     quick_start = (REPO / "README.md").read_text().split("## Quick start", 1)[1].split("```")[1]
     assert "make test" in quick_start
     fake = tmp_path / "make"  # records how .ci/run calls make, then fails as a failing suite would
-    fake.write_text(f'#!/bin/sh\necho "$@" > {tmp_path / "called"}\nexit 3\n')
+    fake.write_text(f'#!/bin/sh\necho "$@" > {tmp_path / "called"}\n'
+                    f'echo "$CI_REQUIRE_SANDBOX" > {tmp_path / "sandbox"}\nexit 3\n')
     fake.chmod(0o755)
     env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "SCALELAB_NO_OS_PACKAGES": "1"}  # no apt-get from a test
     run = subprocess.run(["bash", str(REPO / ".ci" / "run")], env=env, capture_output=True, text=True)
     assert (tmp_path / "called").read_text().split() == ["test"]
+    assert (tmp_path / "sandbox").read_text().strip() == "1"  # the sandbox tests fail in CI, never skip
     assert run.returncode != 0
+    script = (REPO / ".ci" / "run").read_text()
+    assert "install bwrap bubblewrap" in script and "install chromium chromium" in script
 
 
 def test_git_tracks_no_notebook_outputs_or_runtime_folders():

@@ -138,6 +138,16 @@ def check_browser() -> Finding:
     return Finding("Browser", found is not None, detail, BROWSER_INSTALL, optional=True)
 
 
+def check_sandbox() -> Finding:
+    """`make grade` runs student code in a bubblewrap sandbox: start one, as a kernel's would start."""
+    from scalelab.grading.sandbox import INSTALL_HINT, check
+
+    found = check()
+    detail = f"{found.detail} (make grade runs student code in it)" if found.ok else \
+        f"{found.detail}: make grade refuses to grade unless told UNSANDBOXED=1"
+    return Finding("Sandbox", found.ok, detail, INSTALL_HINT, optional=True)
+
+
 def check_grading() -> Finding:
     version = _version("nbgrader")
     kernel = _kernel_registered()
@@ -159,7 +169,7 @@ def _kernel_registered() -> bool:
 def findings() -> list[Finding]:
     checks: list[Callable[[], Finding | list[Finding]]] = [
         check_python, check_machine, check_java, check_spark, check_mpi, check_opencl, check_dask,
-        check_grading, check_browser,
+        check_grading, check_sandbox, check_browser,
     ]
     out: list[Finding] = []
     for check in checks:

@@ -10,7 +10,13 @@ group and its kernel), a crash or a failed run, and every SUBMISSIONS_PER_PROCES
 Dask cluster each submission gets a process of its own. Whatever one submission does (hang, kill its
 kernel, break nbgrader), the others are graded and it gets a row saying what went wrong. Spark labs
 without RDDs run on warm Spark Connect servers, one per worker, which serve one submission at a time
-and are cleared between submissions (connect_lanes.py).
+and are cleared between submissions (connect_lanes.py), unless the kernels are sandboxed.
+
+Every notebook's kernel runs in a bubblewrap sandbox of its own (sandbox.py) whenever one can start
+here; `make grade` refuses to grade without one unless told (``--unsandboxed``), and then says so in
+its output and in every row of the CSV. A sandboxed kernel reaches no server outside its sandbox, so
+the Spark labs then start their own Spark inside it (slower, and safe: a shared Connect server would
+read and write files with the grader's rights).
 
 Writes ``<reports>/grades.csv`` (one row per student and notebook, points per grade cell) and
 ``<reports>/feedback/<student>/index.html`` (points and messages per exercise, pages.py) linking one
@@ -43,6 +49,7 @@ import nbformat
 
 from scalelab import engines
 from scalelab.grading import course
+from scalelab.grading import sandbox as sandboxes
 from scalelab.grading.connect_lanes import ConnectLanes
 from scalelab.grading.flags import tamper_flags
 from scalelab.grading.pages import failure_messages, write_feedback_index, write_summary
@@ -52,6 +59,8 @@ from scalelab.grading.worker import Failure, GradingProcess, Outcome
 from scalelab.processes import run_group
 from scalelab.spark import QUICK_JVM_OPTIONS, QUICK_SPARK_CONF
 
+# in the message column of every row graded without a sandbox
+UNSANDBOXED_NOTE = "graded without a sandbox: its code ran with the grader's rights"
 FIXED_COLUMNS = ["student", "assignment", "notebook", "status", "score", "max_score",
                  "needs_manual_grading", "submitted", "seconds_late", "flags", "message"]
 
@@ -105,6 +114,7 @@ def grade_batch(
     connect_servers: Sequence[str] = (),
     deadline: datetime | None = None,
     force: bool = False,
+    sandbox: bool | None = None,
 ) -> list[Row]:
     """Grade every notebook found in `source`; write the CSV and feedback under `reports`.
 
@@ -115,14 +125,21 @@ def grade_batch(
     the Spark its environment says). With `deadline` (naive: UTC), nbgrader records how late each
     submission that came with its timestamp.txt is; the CSV shows it. A submission graded by an
     earlier run into the same `reports`, unchanged since, is not graded again unless `force` (resume.py).
+    With `sandbox` each kernel runs in a bubblewrap sandbox (sandbox.py) and no Connect server is shared;
+    None: when a sandbox can start here. Rows graded without one say so in their message.
     """
+    if sandbox is None:
+        sandbox = sandboxes.check().ok
+    print("sandbox: each notebook's kernel runs in a bubblewrap sandbox of its own" if sandbox else
+          "WARNING: grading without a sandbox: student code runs with your rights (every row of grades.csv says "
+          "so)", flush=True)
     scratch = Path(tempfile.mkdtemp(prefix="scalelab-grade-"))
     try:
         folder = unpack(Path(source), scratch / "unpacked")
         submissions, rejected = collect(folder, course.notebook_index())
         rows = [_rejected_row(r) for r in rejected]
         store = GradedStore(reports / ".graded", force)
-        settings = f"{deadline} {cell_timeout} {notebook_timeout}"
+        settings = f"{deadline} {cell_timeout} {notebook_timeout} sandbox={sandbox}"
         sources = {a: _sources_digest(a) for a in {s.assignment for s in submissions}}
         keys: dict[int, str] = {}
         jobs = []
@@ -146,14 +163,20 @@ def grade_batch(
         print(f"grading {sum(len(j.notebooks) for j in jobs)} notebooks from {len(jobs)} submissions {where} ...",
               flush=True)
         if scheduler:
-            results = _run_on_dask(jobs, templates, cell_timeout, notebook_timeout, scheduler)
+            results = _run_on_dask(jobs, templates, cell_timeout, notebook_timeout, scheduler, sandbox)
         else:
             lanes = spark_connect and any(_uses_spark_connect(job) for job in jobs)
+            if lanes and sandbox:
+                print("the Spark labs start their own Spark in each sandbox: a shared Spark Connect server can't be "
+                      "reached from one (--unsandboxed shares them)", flush=True)
             results = _run_here(jobs, templates, cell_timeout, notebook_timeout, workers or default_workers(),
-                                connect_servers if lanes else None)
+                                connect_servers if lanes and not sandbox else None, sandbox)
         progress = Progress(len(jobs))
         with contextlib.closing(results):  # on an exception too: its grading processes and servers end
             for job, (job_rows, feedback) in results:
+                if not sandbox:
+                    for row in job_rows:
+                        row.message = "; ".join(filter(None, [row.message, UNSANDBOXED_NOTE]))
                 rows.extend(job_rows)
                 _write_feedback(feedback, job.student, reports)
                 if all(r.status == "graded" for r in job_rows):  # an error is tried again next time
@@ -170,7 +193,8 @@ def grade_batch(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _run_here(jobs, templates, cell_timeout, notebook_timeout, workers, connect_servers: Sequence[str] | None):
+def _run_here(jobs, templates, cell_timeout, notebook_timeout, workers, connect_servers: Sequence[str] | None,
+              sandbox: bool):
     """`workers` threads, each a lane with its own long-lived grading process (started on its first
     submission); with `connect_servers` not None, each submission borrows a Connect server (one per
     worker, started here when the sequence is empty)."""
@@ -187,19 +211,21 @@ def _run_here(jobs, templates, cell_timeout, notebook_timeout, workers, connect_
 
     def lane_process() -> GradingProcess:
         if getattr(local, "process", None) is None:
-            local.process = GradingProcess(course.tool_env(_grading_env()))
+            local.process = GradingProcess(course.tool_env(_grading_env(sandbox)))
             processes.append(local.process)
         return local.process
 
     def grade(job: Job):
         process = lane_process()
         if lanes is None:
-            return grade_job(job, templates[job.assignment], cell_timeout, notebook_timeout, process=process)
+            return grade_job(job, templates[job.assignment], cell_timeout, notebook_timeout, process=process,
+                             sandbox=sandbox)
         with lanes.lane() as lane:
             if lane.address is None:
-                return grade_job(job, templates[job.assignment], cell_timeout, notebook_timeout, process=process)
+                return grade_job(job, templates[job.assignment], cell_timeout, notebook_timeout, process=process,
+                                 sandbox=sandbox)
             rows, pages = grade_job(job, templates[job.assignment], cell_timeout, notebook_timeout,
-                                    {engines.SPARK_CONNECT.name: lane.address}, process=process)
+                                    {engines.SPARK_CONNECT.name: lane.address}, process=process, sandbox=sandbox)
             lane.suspect = any(r.status == "error" for r in rows)  # a query may still run there
             return rows, pages
 
@@ -224,11 +250,12 @@ def _uses_spark_connect(job: Job) -> bool:
     return any(engines.SPARK_CONNECT in engines.engines_of(nb) for nb in notebooks)
 
 
-def _run_on_dask(jobs, templates, cell_timeout, notebook_timeout, scheduler):
+def _run_on_dask(jobs, templates, cell_timeout, notebook_timeout, scheduler, sandbox: bool):
     """Each job is one Dask task; the worker that runs it grades it in its own process, as here.
 
     Start the workers with one thread each (``dask worker ADDRESS --nthreads 1``), from a checkout of
-    the course with its set-up done, so that each runs one nbgrader at a time.
+    the course with its set-up done, so that each runs one nbgrader at a time (and, for `sandbox`, with
+    bubblewrap installed: `make doctor` there says whether a sandbox starts).
     """
     from distributed import Client
     from distributed import as_completed as dask_completed
@@ -236,7 +263,8 @@ def _run_on_dask(jobs, templates, cell_timeout, notebook_timeout, scheduler):
     with Client(scheduler, timeout=60) as client:
         shared = {a: client.scatter(t) for a, t in templates.items()}  # each template travels once
         futures = {client.submit(grade_job, job, shared[job.assignment], cell_timeout, notebook_timeout,
-                                 pure=False, key=f"grade-{job.student}-{job.assignment}-{os.urandom(4).hex()}"): job
+                                 sandbox=sandbox, pure=False,
+                                 key=f"grade-{job.student}-{job.assignment}-{os.urandom(4).hex()}"): job
                    for job in jobs}
         for future in dask_completed(futures):
             yield futures[future], _result_or_error_rows(future, futures[future])
@@ -354,22 +382,24 @@ def _worker(args: list[str], timeout: int, env: dict | None = None) -> Outcome:
                        log=stdout[-2000:] + stderr[-4000:])
 
 
-def _grading_env() -> dict[str, str]:
+def _grading_env(sandbox: bool) -> dict[str, str]:
     """What a grading process's environment adds, the same for every submission of a batch."""
-    return {"CI": "1",  # no Spark UI
+    return {sandboxes.ENABLE_VARIABLE: "1" if sandbox else "0",
+            "CI": "1",  # no Spark UI
             "SCALELAB_SPARK_JAVA_OPTIONS": os.environ.get("SCALELAB_SPARK_JAVA_OPTIONS", QUICK_JVM_OPTIONS),
             "SCALELAB_SPARK_CONF": os.environ.get("SCALELAB_SPARK_CONF", QUICK_SPARK_CONF)}
 
 
 def grade_job(job: Job, template: bytes, cell_timeout: int, notebook_timeout: int,
-              shared_engines: dict[str, str] | None = None,
-              process: GradingProcess | None = None) -> tuple[list[Row], dict[str, bytes]]:
+              shared_engines: dict[str, str] | None = None, process: GradingProcess | None = None,
+              sandbox: bool = False) -> tuple[list[Row], dict[str, bytes]]:
     """Grade one job in a private course root on this machine: (rows, feedback pages by file name).
 
     `shared_engines` (engine name -> address, engines.py): running engines that the notebooks able to
     use them are pointed at, every other one at local engines; None: the environment decides.
     `process`: the lane's long-lived grading process; None: a process of this job's own (one-shot
-    ``worker grade``, as on a Dask worker). Either way the job gets its own secret token."""
+    ``worker grade``, as on a Dask worker). Either way the job gets its own secret token. `sandbox`: for
+    the one-shot process, whether its kernels are sandboxed (a lane's process was told when it started)."""
     with tempfile.TemporaryDirectory(prefix="scalelab-job-") as tmp:
         root = _course_root(job, template, Path(tmp) / "course")
         token = secrets.token_hex(12)
@@ -377,7 +407,7 @@ def grade_job(job: Job, template: bytes, cell_timeout: int, notebook_timeout: in
             outcome = process.grade(root, job.assignment, job.student, cell_timeout, notebook_timeout, token,
                                     shared_engines)
         else:
-            env = {**_grading_env(), "SCALELAB_SENTINEL": token}
+            env = {**_grading_env(sandbox), "SCALELAB_SENTINEL": token}
             if shared_engines is not None:
                 env["SCALELAB_GRADING_ENGINES"] = json.dumps(shared_engines)
             outcome = _worker(["grade", "--root", str(root), "--assignment", job.assignment, "--student",
@@ -508,6 +538,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="no shared Spark Connect servers: each Spark lab starts its own Spark")
     parser.add_argument("--force", action="store_true",
                         help="grade every submission again, also those graded unchanged into the same reports")
+    parser.add_argument("--unsandboxed", action="store_true",
+                        help="grade even where no sandbox can start: student code then runs with your rights, "
+                             "can read your files (solutions, hidden tests) and reach the network")
     parser.add_argument("--deadline", default=None,
                         help="due date and time, e.g. '2026-12-01 23:59' (UTC unless it names a zone): the CSV "
                              "shows how late each submission with nbgrader's timestamp.txt was")
@@ -525,9 +558,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: could not read the deadline {args.deadline!r} as a date and time; write it as "
                   "'2026-12-01 23:59' (UTC) or with a zone, '2026-12-01 23:59 -0500'", file=sys.stderr)
             return 2
+    found = sandboxes.check()
+    if not found.ok and not args.unsandboxed:
+        print(f"error: no sandbox can start on this machine ({found.detail}), so student code would run with "
+              f"your rights. Install bubblewrap: {sandboxes.INSTALL_HINT}", file=sys.stderr)
+        return 2
     reports = args.reports or course.root() / "autograder" / "reports"
     rows = grade_batch(args.submissions, reports, args.workers, args.cell_timeout, args.notebook_timeout,
-                       args.scheduler, args.spark_connect, deadline=deadline, force=args.force)
+                       args.scheduler, args.spark_connect, deadline=deadline, force=args.force,
+                       sandbox=found.ok and not args.unsandboxed)
     errors = [r for r in rows if r.status == "error"]
     for r in rows:
         verdict = f"{_num(r.score)}/{_num(r.max_score)}" if r.status == "graded" else f"ERROR: {r.message}"

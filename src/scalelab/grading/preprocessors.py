@@ -14,7 +14,9 @@
   measurements) are not run while grading; nothing a test cell needs lives in them.
 * ``ExecuteOnSharedEngines``: nbgrader's ``Execute``, with the kernel of a Spark lab without RDDs
   pointed at the batch's warm Spark Connect server (``start_submission``'s shared engines), every
-  other kernel at local engines: a submission no longer pays for a JVM of its own.
+  other kernel at local engines: a submission no longer pays for a JVM of its own. With
+  SCALELAB_SANDBOX=1 in the grading process's environment, every kernel starts in a bubblewrap
+  sandbox of its own instead (sandbox.py).
 
 The grading worker calls ``start_submission`` before each submission it grades: its secret token, its
 engines, and the kernel-died flag cleared (a worker grades many submissions, one at a time).
@@ -31,6 +33,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor as Preprocessor  # enabl
 from traitlets import Integer
 
 from scalelab import engines
+from scalelab.grading import sandbox
 from scalelab.grading.cells import SKIPPED_NOTE, is_demonstration
 from scalelab.grading.cells import is_test as _is_test_cell
 
@@ -161,6 +164,10 @@ class ExecuteOnSharedEngines(Execute):
     def preprocess(self, nb, resources=None, km=None):
         global kernel_died
         try:
+            if sandbox.enabled():  # no engine outside can be reached from a sandbox: local engines only
+                self.kernel_manager_class, folders = sandbox.kernel_manager()
+                with folders, engines.pointed_at(nb, {}):  # folders removed once nbclient shut the kernel
+                    return super().preprocess(nb, resources, km)
             if SHARED_ENGINES is None:
                 return super().preprocess(nb, resources, km)
             with engines.pointed_at(nb, SHARED_ENGINES):

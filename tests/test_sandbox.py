@@ -1,0 +1,305 @@
+"""Student code graded in a bubblewrap sandbox reaches nothing it must not (autograder/README.md, "The sandbox").
+
+One batch of the light trap notebook (tests/fixtures/trap-course.txt) grades honest students side by
+side with attackers whose answer cells try, each as a student would: to read the instructor's
+notebooks, the gradebook, other students' submissions, the repository and the grader's home; to
+change the gradebook; to reach a server this test runs on the host's 127.0.0.1; to list the network
+interfaces and the processes; to kill the grading process; to fork without end and to fill the disk.
+Each attack prints what it observed, which the student's feedback page shows; each attacker also
+answers correctly, and scores exactly what that answer deserves, as the honest students do.
+
+The tests that start a sandbox skip, saying why, where none can start; with CI_REQUIRE_SANDBOX=1
+(.ci/run sets it) they fail instead.
+"""
+
+import os
+import socket
+import tempfile
+import threading
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+from test_grading import FULL, _answered, _auto, _trap_course
+
+from scalelab.grading import sandbox
+from scalelab.grading.batch import UNSANDBOXED_NOTE, grade_batch, main
+from scalelab.paths import repo_root
+
+REPO = repo_root()
+CHECK = sandbox.check()
+
+
+def _needs_a_sandbox():
+    if CHECK.ok:
+        return
+    if os.environ.get("CI_REQUIRE_SANDBOX") == "1":
+        pytest.fail(f"CI_REQUIRE_SANDBOX=1, but no sandbox can start here: {CHECK.detail}")
+    pytest.skip(f"no sandbox can start here ({CHECK.detail}); to run these tests: {sandbox.INSTALL_HINT}")
+
+
+# ---- the command, without starting anything ---------------------------------------------------------
+
+LIMITS = sandbox.Limits(memory_mb=2048, processes=300, disk_mb=64)
+
+
+def _command(uid=None, limits=LIMITS):
+    readable = [Path("/opt/python"), REPO / ".venv", REPO / "src" / "scalelab"]
+    return sandbox.command(["python", "-m", "ipykernel_launcher"], Path("/tmp/scalelab-kernel-x"), limits, uid,
+                           readable)
+
+
+def _pairs(args, option):
+    return [(args[i + 1], args[i + 2]) for i, arg in enumerate(args) if arg == option]
+
+
+def test_the_sandbox_binds_only_what_the_kernel_needs_and_writes_one_host_folder():
+    args = _command()
+    assert {"--unshare-net", "--unshare-pid", "--unshare-ipc", "--die-with-parent"} <= set(args)
+    assert _pairs(args, "--bind") == [("/tmp/scalelab-kernel-x", "/tmp/scalelab-kernel-x")]  # the only rw host folder
+    read_only = {source for source, _ in _pairs(args, "--ro-bind")}
+    assert {str(REPO / ".venv"), str(REPO / "src" / "scalelab"), "/usr", "/etc"} <= read_only
+    for secret in (REPO, REPO / "solutions", REPO / "autograder", REPO / "src", Path.home(), Path("/root")):
+        assert str(secret) not in read_only, secret
+    tmpfs = [args[i + 1] for i, arg in enumerate(args) if arg == "--tmpfs"]
+    assert tmpfs == ["/tmp", "/dev/shm", sandbox.HOME]
+    assert args.count(str(64 * 2**20)) == 3  # each writable tmpfs has the disk limit as its size
+    assert args[args.index("--chdir") + 1] == sandbox.HOME
+    assert ("HOME", sandbox.HOME) in _pairs(args, "--setenv")
+    unset = {args[i + 1] for i, arg in enumerate(args) if arg == "--unsetenv"}
+    assert {"SCALELAB_ROOT", "SCALELAB_SENTINEL", "JPY_PARENT_PID"} <= unset
+
+
+def test_the_limits_apply_inside_and_root_becomes_a_user_of_its_own():
+    args = _command()
+    limits = args[args.index("prlimit"):]
+    assert limits[:5] == ["prlimit", "--nproc=300", f"--as={2048 * 2**20}", "--core=0", "--"]
+    assert limits[5:] == ["python", "-m", "ipykernel_launcher"]
+    assert "setpriv" not in args and "--cap-add" not in args  # not root: bwrap's user namespace, the user's own uid
+    as_root = _command(uid=1_900_000_123)
+    switch = as_root[as_root.index("setpriv"):as_root.index("prlimit")]
+    assert switch == ["setpriv", "--reuid=1900000123", "--regid=1900000123", "--clear-groups", "--inh-caps=-all",
+                      "--bounding-set=-all", "--no-new-privs", "--"]
+    assert [as_root[i + 1] for i, arg in enumerate(as_root) if arg == "--cap-add"] == ["CAP_SETUID", "CAP_SETGID"]
+
+
+def test_folders_above_a_bound_path_are_made_open_and_once():
+    args = _command()
+    made = [args[i + 1] for i, arg in enumerate(args) if arg == "--dir"]
+    assert len(made) == len(set(made))
+    assert str(REPO) in made and "/opt" in made and "/usr" not in made  # the OS is bound, not made
+    assert args[args.index("--dir") - 1] == "0755"
+
+
+def test_limits_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("SCALELAB_SANDBOX_PROCESSES", "77")
+    monkeypatch.setenv("SCALELAB_SANDBOX_DISK_MB", "5")
+    assert sandbox.Limits.from_environment() == sandbox.Limits(memory_mb=sandbox.Limits().memory_mb, processes=77,
+                                                               disk_mb=5)
+
+
+def test_what_the_kernel_may_read_is_never_the_course(monkeypatch):
+    readable = sandbox.readable_paths()
+    assert Path(sandbox.__file__).resolve().parent.parent in readable  # the scalelab package, read-only
+    for path in readable:
+        assert not REPO.resolve().is_relative_to(path), path  # never the repository or a folder above it
+        assert not path.is_relative_to(REPO / "solutions") and not path.is_relative_to(REPO / "autograder")
+
+
+# ---- where no sandbox can start --------------------------------------------------------------------
+
+def test_make_grade_refuses_to_grade_without_a_sandbox_unless_told(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sandbox, "check", lambda: sandbox.Check(False, "bubblewrap (bwrap) is not installed"))
+    assert main([str(tmp_path)]) == 2
+    said = capsys.readouterr().err
+    assert "no sandbox can start" in said and "apt-get install -y bubblewrap" in said and "UNSANDBOXED=1" in said
+    assert main([str(tmp_path), "--unsandboxed", "--reports", str(tmp_path / "reports")]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("WARNING: grading without a sandbox")
+
+
+def test_doctor_checks_that_a_sandbox_starts_and_says_how_to_install_one(monkeypatch):
+    from scalelab import doctor
+
+    monkeypatch.setattr(sandbox, "check", lambda: sandbox.Check(False, "bubblewrap (bwrap) is not installed"))
+    missing = "\n".join(doctor.check_sandbox().lines())
+    assert missing.startswith("-- Sandbox") and "fix: apt-get install -y bubblewrap" in missing
+    monkeypatch.undo()
+    _needs_a_sandbox()
+    found = doctor.check_sandbox()
+    assert found.ok and "bubblewrap" in found.detail
+
+
+# ---- the attacks, in one batch ---------------------------------------------------------------------
+
+SINGLE_SPACE = "def words_per_line(lines):\n    return [len(line.split(' ')) for line in lines]\n"
+RIGHT_WORDS = "def words_per_line(lines):\n    return [len(line.split()) for line in lines]\n"
+RIGHT_TOTAL = "def total_words(lines):\n    return sum(words_per_line(lines))\n"
+RIGHT_MEAN = "def mean_length(words):\n    return sum(map(len, words)) / len(words) if words else 0.0\n"
+
+# Each attack prints one line "ATTACK <what>: <what it observed>"; "LEAKED" only where it got through.
+READER = """import glob, os, signal, socket, sqlite3
+def _try_read(what, paths):
+    for path in paths:
+        try:
+            data = open(path, 'rb').read()
+        except OSError as error:
+            continue
+        print(f"ATTACK {{what}}: LEAKED {{len(data)}} bytes of {{path}}")
+        return
+    print(f"ATTACK {{what}}: blocked, none of {{len(paths)}} paths readable")
+_scan = glob.glob({scratch!r} + '/**', recursive=True) + glob.glob({course!r} + '/**', recursive=True)
+_try_read('solutions', [{solution!r}, {repo_solution!r}] + [p for p in _scan if p.endswith('.ipynb')])
+_try_read('gradebook', [p for p in _scan if p.endswith('gradebook.db')] + [{course!r} + '/gradebook.db'])
+_try_read('other submissions', [{other!r}] + glob.glob({submissions!r} + '/*'))
+_try_read('feedback', glob.glob({reports!r} + '/**/*.html', recursive=True) + [{reports!r} + '/grades.csv'])
+_try_read('repository', [{config!r}, {readme!r}])
+_try_read('grader home', [{planted!r}, os.path.expanduser('~/secret.txt')])
+_changed = 0
+for _path in [p for p in _scan if p.endswith('gradebook.db')]:
+    try:
+        with sqlite3.connect(_path) as _db:
+            _changed += _db.execute("UPDATE grade SET manual_score = 99").rowcount
+    except sqlite3.Error:
+        pass
+print(f"ATTACK gradebook change: {{'LEAKED' if _changed else 'blocked'}}, {{_changed}} grades changed")
+_client = socket.socket()
+_client.settimeout(5)
+try:
+    _client.connect(('127.0.0.1', {port}))
+    print("ATTACK host server: LEAKED, connected")
+except OSError as error:
+    print(f"ATTACK host server: blocked ({{type(error).__name__}})")
+print("ATTACK interfaces:", " ".join(name for _, name in socket.if_nameindex()))
+_seen = []
+for _pid in [p for p in os.listdir('/proc') if p.isdigit()]:
+    try:
+        _seen.append(open(f'/proc/{{_pid}}/cmdline', 'rb').read())
+    except OSError:
+        pass
+_grader = any(b'scalelab.grading.worker' in c or b'nbgrader' in c for c in _seen)
+print(f"ATTACK processes: {{'LEAKED' if _grader else 'blocked'}}, {{len(_seen)}} visible")
+try:
+    os.kill(os.getppid(), signal.SIGKILL)
+    print(f"ATTACK kill the parent: sent to pid {{os.getppid()}}")
+except OSError as error:
+    print(f"ATTACK kill the parent: blocked ({{type(error).__name__}})")
+"""
+
+FORKER = """import os, signal, time
+_children = []
+try:
+    while True:
+        _pid = os.fork()
+        if _pid == 0:
+            time.sleep(60)
+            os._exit(0)
+        _children.append(_pid)
+except OSError as error:
+    print(f"ATTACK fork: stopped after {len(_children)} processes ({type(error).__name__})")
+for _pid in _children:
+    os.kill(_pid, signal.SIGKILL)
+    os.waitpid(_pid, 0)
+"""
+
+FILLER = """import os
+for _folder in ('.', '/tmp', '/dev/shm'):
+    _path = os.path.join(_folder, 'ballast')
+    _written = 0
+    try:
+        with open(_path, 'wb') as _file:
+            while _written < 2**40:
+                _written += _file.write(b'0' * 2**20)
+                _file.flush()
+    except OSError as error:
+        print(f"ATTACK fill {_folder}: stopped after {_written // 2**20} MiB ({error.strerror})")
+    os.remove(_path)
+"""
+
+
+@pytest.fixture
+def host_server():
+    """A TCP server on the host's 127.0.0.1 that counts the connections it gets."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    accepted, stop = [], threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], accepted
+    stop.set()
+    thread.join()
+    server.close()
+
+
+@pytest.mark.slow
+def test_attacks_from_a_submission_are_stopped_and_honest_grades_are_exact(tmp_path, monkeypatch, host_server):
+    _needs_a_sandbox()
+    port, accepted = host_server
+    root = tmp_path / "course"
+    monkeypatch.setenv("SCALELAB_ROOT", str(root))
+    solution, lab = _trap_course(root)
+    scratch = tmp_path / "t"  # every temporary folder of the batch and its grading processes: the attack scans it
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    home = tmp_path / "home"  # the grader's home, with a secret in it
+    home.mkdir()
+    (home / "secret.txt").write_text("the grader's secret")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("SCALELAB_SANDBOX_PROCESSES", "200")
+    monkeypatch.setenv("SCALELAB_SANDBOX_DISK_MB", "32")
+    folder, reports = tmp_path / "submissions", tmp_path / "reports"
+    folder.mkdir()
+    nbformat.write(nbformat.read(solution, 4), folder / "alice_99-traps.ipynb")
+    nbformat.write(_answered(solution, lab, {"traps-words": SINGLE_SPACE}), folder / "carol_99-traps.ipynb")
+    reader = READER.format(scratch=str(scratch), course=str(root), solution=str(solution),
+                           repo_solution=str(REPO / "solutions" / "00-setup" / "00-setup.ipynb"),
+                           other=str(folder / "alice_99-traps.ipynb"), submissions=str(folder),
+                           reports=str(reports), config=str(REPO / "autograder" / "nbgrader_config.py"),
+                           readme=str(REPO / "README.md"), planted=str(home / "secret.txt"), port=port)
+    nbformat.write(_answered(solution, lab, {"traps-words": reader + RIGHT_WORDS}), folder / "mallory_99-traps.ipynb")
+    nbformat.write(_answered(solution, lab, {"traps-total": FORKER + RIGHT_TOTAL, "traps-words": SINGLE_SPACE}),
+                   folder / "fred_99-traps.ipynb")
+    nbformat.write(_answered(solution, lab, {"traps-mean": FILLER + RIGHT_MEAN}), folder / "dina_99-traps.ipynb")
+
+    rows = {r.student: r for r in grade_batch(folder, reports, workers=2, cell_timeout=30, notebook_timeout=180)}
+
+    assert _auto(rows["alice"]) == FULL and _auto(rows["carol"]) == {**FULL, "traps-words-tests": 0.0}
+    assert _auto(rows["mallory"]) == FULL and _auto(rows["dina"]) == FULL
+    assert _auto(rows["fred"]) == {**FULL, "traps-words-tests": 0.0}  # his wrong answer costs him its points only
+    assert all(UNSANDBOXED_NOTE not in row.message for row in rows.values())
+    observed = {student: _attack_lines(reports / "feedback" / student / "99-traps.html") for student in rows}
+    mallory = observed["mallory"]
+    for what in ("solutions", "gradebook", "other submissions", "feedback", "repository", "grader home"):
+        assert mallory[what].startswith("blocked, none of"), (what, mallory[what])
+    assert mallory["gradebook change"] == "blocked, 0 grades changed"
+    assert mallory["host server"] == "blocked (ConnectionRefusedError)" and accepted == []
+    assert mallory["interfaces"] == "lo"
+    assert mallory["processes"] == "blocked, 2 visible"  # the sandbox's pid 1 and the kernel
+    # its parent is the sandbox's pid 1: a signal from inside can't end it (or, as root, it isn't the user's)
+    assert mallory["kill the parent"] in {"sent to pid 1", "blocked (PermissionError)"}
+    forked = observed["fred"]["fork"]
+    assert forked.startswith("stopped after") and int(forked.split()[2]) < 200, forked
+    for place in (".", "/tmp", "/dev/shm"):  # each a 32 MiB tmpfs
+        filled = observed["dina"][f"fill {place}"]
+        assert filled.endswith("MiB (No space left on device)") and 28 <= int(filled.split()[2]) <= 32, filled
+    assert not any("LEAKED" in line for lines in observed.values() for line in lines.values())
+    left = [p.pid for p in psutil.process_iter(["cmdline"]) if str(scratch) in " ".join(p.info["cmdline"] or [])]
+    assert left == []  # no sandbox, kernel or forked child outlives the batch
+
+
+def _attack_lines(page: Path) -> dict[str, str]:
+    """The attacks' observations, as the student's feedback page shows them."""
+    import html
+    import re
+
+    text = html.unescape(page.read_text())  # an output's first line opens its <pre>; the code's lines have spans
+    return dict(re.findall(r"^(?:<pre>)?ATTACK ([^:<\n]+): ([^<\n]*)$", text, re.MULTILINE))
