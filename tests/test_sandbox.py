@@ -4,7 +4,8 @@ One batch of the light trap notebook (tests/fixtures/trap-course.txt) grades hon
 side with attackers whose answer cells try, each as a student would: to read the instructor's
 notebooks, the gradebook, other students' submissions, the repository and the grader's home; to
 change the gradebook; to reach a server this test runs on the host's 127.0.0.1; to list the network
-interfaces and the processes; to kill the grading process; to fork without end and to fill the disk.
+interfaces and the processes; to kill the grading process; to fork without end, to fill the disk and
+to hold its grading process past the time limit in C code that ignores interrupts.
 Each attack prints what it observed, which the student's feedback page shows; each attacker also
 answers correctly, and scores exactly what that answer deserves, as the honest students do.
 
@@ -269,14 +270,18 @@ def test_attacks_from_a_submission_are_stopped_and_honest_grades_are_exact(tmp_p
     nbformat.write(_answered(solution, lab, {"traps-total": FORKER + RIGHT_TOTAL, "traps-words": SINGLE_SPACE}),
                    folder / "fred_99-traps.ipynb")
     nbformat.write(_answered(solution, lab, {"traps-mean": FILLER + RIGHT_MEAN}), folder / "dina_99-traps.ipynb")
+    busy = "sum(range(10**15))  # C code holding the GIL, far longer than the notebook may take\n"
+    nbformat.write(_answered(solution, lab, {"traps-words": busy + RIGHT_WORDS}), folder / "olga_99-traps.ipynb")
 
-    rows = {r.student: r for r in grade_batch(folder, reports, workers=2, cell_timeout=30, notebook_timeout=180)}
+    rows = {r.student: r for r in grade_batch(folder, reports, workers=2, cell_timeout=60, notebook_timeout=20)}
 
     assert _auto(rows["alice"]) == FULL and _auto(rows["carol"]) == {**FULL, "traps-words-tests": 0.0}
     assert _auto(rows["mallory"]) == FULL and _auto(rows["dina"]) == FULL
     assert _auto(rows["fred"]) == {**FULL, "traps-words-tests": 0.0}  # his wrong answer costs him its points only
+    assert rows["olga"].status == "error" and "grading stopped after 20 s" in rows["olga"].message
     assert all(UNSANDBOXED_NOTE not in row.message for row in rows.values())
-    observed = {student: _attack_lines(reports / "feedback" / student / "99-traps.html") for student in rows}
+    observed = {student: _attack_lines(reports / "feedback" / student / "99-traps.html") for student in rows
+                if student != "olga"}  # no feedback page for an error row
     mallory = observed["mallory"]
     for what in ("solutions", "gradebook", "other submissions", "feedback", "repository", "grader home"):
         assert mallory[what].startswith("blocked, none of"), (what, mallory[what])
@@ -293,7 +298,7 @@ def test_attacks_from_a_submission_are_stopped_and_honest_grades_are_exact(tmp_p
         assert filled.endswith("MiB (No space left on device)") and 28 <= int(filled.split()[2]) <= 32, filled
     assert not any("LEAKED" in line for lines in observed.values() for line in lines.values())
     left = [p.pid for p in psutil.process_iter(["cmdline"]) if str(scratch) in " ".join(p.info["cmdline"] or [])]
-    assert left == []  # no sandbox, kernel or forked child outlives the batch
+    assert left == []  # no sandbox, kernel or forked child outlives the batch, olga's stopped one included
 
 
 def _attack_lines(page: Path) -> dict[str, str]:
