@@ -14,6 +14,7 @@ The tests that start a sandbox skip, saying why, where none can start; with CI_R
 """
 
 import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -64,7 +65,7 @@ def test_the_sandbox_binds_only_what_the_kernel_needs_and_writes_one_host_folder
     for secret in (REPO, REPO / "solutions", REPO / "autograder", REPO / "src", Path.home(), Path("/root")):
         assert str(secret) not in read_only, secret
     tmpfs = [args[i + 1] for i, arg in enumerate(args) if arg == "--tmpfs"]
-    assert tmpfs == ["/tmp", "/dev/shm", sandbox.HOME]
+    assert tmpfs == ["/sys/class/net", "/tmp", "/dev/shm", sandbox.HOME]
     assert args.count(str(64 * 2**20)) == 3  # each writable tmpfs has the disk limit as its size
     assert args[args.index("--chdir") + 1] == sandbox.HOME
     assert ("HOME", sandbox.HOME) in _pairs(args, "--setenv")
@@ -91,6 +92,15 @@ def test_folders_above_a_bound_path_are_made_open_and_once():
     assert len(made) == len(set(made))
     assert str(REPO) in made and "/opt" in made and "/usr" not in made  # the OS is bound, not made
     assert args[args.index("--dir") - 1] == "0755"
+
+
+def test_a_kernel_folder_is_short_enough_for_unix_sockets_whatever_the_temporary_folder(monkeypatch, tmp_path):
+    deep = tmp_path / ("x" * 80)
+    deep.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    with sandbox.kernel_folder(None) as folder:
+        assert len(str(folder / "kernel-ipc-12345")) <= sandbox.SOCKET_PATH_MAX and (folder / "passwd").exists()
+    assert not folder.exists()
 
 
 def test_limits_come_from_the_environment(monkeypatch):
@@ -171,7 +181,8 @@ try:
     print("ATTACK host server: LEAKED, connected")
 except OSError as error:
     print(f"ATTACK host server: blocked ({{type(error).__name__}})")
-print("ATTACK interfaces:", " ".join(name for _, name in socket.if_nameindex()))
+_names = [name for _, name in socket.if_nameindex()]
+print("ATTACK interfaces:", " ".join(_names), "/", " ".join(os.listdir('/sys/class/net')))
 _seen = []
 for _pid in [p for p in os.listdir('/proc') if p.isdigit()]:
     try:
@@ -241,14 +252,17 @@ def host_server():
 
 
 @pytest.mark.slow
-def test_attacks_from_a_submission_are_stopped_and_honest_grades_are_exact(tmp_path, monkeypatch, host_server):
+def test_attacks_from_a_submission_are_stopped_and_honest_grades_are_exact(tmp_path, monkeypatch, host_server,
+                                                                          request):
     _needs_a_sandbox()
     port, accepted = host_server
     root = tmp_path / "course"
     monkeypatch.setenv("SCALELAB_ROOT", str(root))
     solution, lab = _trap_course(root)
-    scratch = tmp_path / "t"  # every temporary folder of the batch and its grading processes: the attack scans it
-    scratch.mkdir()
+    # every temporary folder of the batch and its grading processes, which the attack scans; short, as
+    # the kernels' unix sockets are made in it
+    scratch = Path(tempfile.mkdtemp(prefix="sbx-", dir="/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(scratch, ignore_errors=True))
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     monkeypatch.setenv("TMPDIR", str(scratch))
     home = tmp_path / "home"  # the grader's home, with a secret in it
@@ -275,10 +289,11 @@ def test_attacks_from_a_submission_are_stopped_and_honest_grades_are_exact(tmp_p
 
     rows = {r.student: r for r in grade_batch(folder, reports, workers=2, cell_timeout=60, notebook_timeout=20)}
 
-    assert _auto(rows["alice"]) == FULL and _auto(rows["carol"]) == {**FULL, "traps-words-tests": 0.0}
-    assert _auto(rows["mallory"]) == FULL and _auto(rows["dina"]) == FULL
-    assert _auto(rows["fred"]) == {**FULL, "traps-words-tests": 0.0}  # his wrong answer costs him its points only
-    assert rows["olga"].status == "error" and "grading stopped after 20 s" in rows["olga"].message
+    why = {student: row.message for student, row in rows.items()}  # shown when an assertion fails
+    assert _auto(rows["alice"]) == FULL and _auto(rows["carol"]) == {**FULL, "traps-words-tests": 0.0}, why
+    assert _auto(rows["mallory"]) == FULL and _auto(rows["dina"]) == FULL, why
+    assert _auto(rows["fred"]) == {**FULL, "traps-words-tests": 0.0}, why  # his wrong answer costs its points only
+    assert rows["olga"].status == "error" and "grading stopped after 20 s" in rows["olga"].message, why
     assert all(UNSANDBOXED_NOTE not in row.message for row in rows.values())
     observed = {student: _attack_lines(reports / "feedback" / student / "99-traps.html") for student in rows
                 if student != "olga"}  # no feedback page for an error row
@@ -287,7 +302,7 @@ def test_attacks_from_a_submission_are_stopped_and_honest_grades_are_exact(tmp_p
         assert mallory[what].startswith("blocked, none of"), (what, mallory[what])
     assert mallory["gradebook change"] == "blocked, 0 grades changed"
     assert mallory["host server"] == "blocked (ConnectionRefusedError)" and accepted == []
-    assert mallory["interfaces"] == "lo"
+    assert mallory["interfaces"] == "lo / "  # its own loopback; /sys shows none of the host's
     assert mallory["processes"] == "blocked, 2 visible"  # the sandbox's pid 1 and the kernel
     # its parent is the sandbox's pid 1: a signal from inside can't end it (or, as root, it isn't the user's)
     assert mallory["kill the parent"] in {"sent to pid 1", "blocked (PermissionError)"}

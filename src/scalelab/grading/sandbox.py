@@ -38,6 +38,7 @@ from jupyter_client.manager import AsyncKernelManager
 
 ENABLE_VARIABLE = "SCALELAB_SANDBOX"  # "1" in a grading process's environment: its kernels are sandboxed
 HOME = "/home/student"  # the kernel's home and working folder inside
+SOCKET_PATH_MAX = 107  # characters in a unix socket's path (Linux's sun_path, less its final NUL)
 USER = "student"
 # As root, each sandbox runs as a uid of its own from this range, unknown to the system: its process
 # limit then counts that sandbox alone (root itself is exempt from RLIMIT_NPROC)
@@ -113,7 +114,8 @@ def command(kernel: list[str], exchange: Path, limits: Limits, uid: int | None, 
         elif os.path.isdir(top):
             args += ["--ro-bind", top, top]
     args += ["--ro-bind", str(exchange / "passwd"), "/etc/passwd", "--ro-bind", str(exchange / "group"), "/etc/group"]
-    args += ["--proc", "/proc", "--dev", "/dev", "--ro-bind", "/sys", "/sys"]
+    # /sys read-only for the CPU topology (PoCL, the JVM), without the host's network interfaces
+    args += ["--proc", "/proc", "--dev", "/dev", "--ro-bind", "/sys", "/sys", "--tmpfs", "/sys/class/net"]
     made: set[str] = set()
     size = str(limits.disk_mb * 2**20)
     home_mode = "0700" if uid is None else "0777"  # bwrap as root makes the tmpfs root's: open it to the user
@@ -165,9 +167,12 @@ def _write_accounts(exchange: Path, uid: int) -> None:
 
 @contextlib.contextmanager
 def kernel_folder(uid: int | None) -> Iterator[Path]:
-    """The host folder shared with one sandboxed kernel, owned by its user, removed afterwards. Short
-    (a unix socket's path has at most 107 characters), under the temporary folder."""
-    folder = Path(tempfile.mkdtemp(prefix="scalelab-kernel-"))
+    """The host folder shared with one sandboxed kernel, owned by its user, removed afterwards: in the
+    temporary folder, or in /tmp where that one's path is too long for the kernel's unix sockets."""
+    base = tempfile.gettempdir()
+    if len(base) + len("/scalelab-kernel-12345678/kernel-ipc-12345") > SOCKET_PATH_MAX:
+        base = "/tmp"
+    folder = Path(tempfile.mkdtemp(prefix="scalelab-kernel-", dir=base))
     try:
         _write_accounts(folder, uid if uid is not None else os.geteuid())
         if uid is not None:
