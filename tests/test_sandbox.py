@@ -110,7 +110,7 @@ def test_limits_come_from_the_environment(monkeypatch):
                                                                disk_mb=5)
 
 
-def test_what_the_kernel_may_read_is_never_the_course(monkeypatch):
+def test_what_the_kernel_may_read_is_never_the_course():
     readable = sandbox.readable_paths()
     assert Path(sandbox.__file__).resolve().parent.parent in readable  # the scalelab package, read-only
     for path in readable:
