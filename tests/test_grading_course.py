@@ -28,9 +28,9 @@ class _GradedAssignment:
     @pytest.fixture(scope="class")
     @classmethod
     def graded(cls, tmp_path_factory, request):
-        """alice hands in every solution of the assignment, bob every untouched lab. Sandboxed, every
-        Spark lab starts its own Spark in its sandbox; unsandboxed, the Spark labs without RDDs use this
-        test process's Spark Connect server, as `make grade` runs them on its own."""
+        """alice hands in every solution of the assignment, bob every untouched lab. The Spark labs
+        without RDDs run on a Connect server lane as in `make grade`: sandboxed, the batch starts its own
+        sandboxed server; unsandboxed, they use this test process's Spark Connect server."""
         folder = tmp_path_factory.mktemp(cls.assignment) / "submissions"
         folder.mkdir()
         for notebook in cls.notebooks():

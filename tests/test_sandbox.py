@@ -323,3 +323,94 @@ def _attack_lines(page: Path) -> dict[str, str]:
 
     text = html.unescape(page.read_text())  # an output's first line opens its <pre>; the code's lines have spans
     return dict(re.findall(r"^(?:<pre>)?ATTACK ([^:<\n]+): ([^<\n]*)$", text, re.MULTILINE))
+
+
+# ---- a sandboxed Spark Connect lane: what one submission leaves, the next never meets ---------------
+
+LANE_ATTACKER = r'''
+import os, socket, subprocess
+from pyspark.sql.functions import udf
+from scalelab.spark import get_spark
+spark = get_spark()
+spark.range(3).write.saveAsTable("left_table")
+spark.range(3).createOrReplaceGlobalTempView("left_global")
+open("left_in_home.txt", "w").write("mine")
+open("/tmp/left_in_tmp.txt", "w").write("mine")
+spark.range(3).write.parquet("/tmp/left_by_spark")  # Spark writes where the notebook reads: one /tmp
+print("SEEN by the kernel:", sorted(os.listdir("/tmp/left_by_spark"))[-1])
+try:
+    print("LEAKED", spark.read.text({secret!r}).collect())
+except Exception as error:
+    print("BLOCKED read through Spark:", type(error).__name__)
+
+@udf("string")
+def attack(x):
+    import os, socket, subprocess
+    subprocess.Popen(["sleep", "600"], start_new_session=True)  # left to watch the next submission
+    with socket.socket() as s:
+        s.settimeout(5)
+        reached = s.connect_ex(("127.0.0.1", {port})) == 0
+    return f"host server reached={{reached}} interfaces={{sorted(os.listdir('/sys/class/net'))}}"
+
+print("UDF:", spark.range(1).select(attack("id")).first()[0])
+'''
+
+LANE_NEXT = r'''
+import os
+from pyspark.sql.functions import udf
+from scalelab.spark import get_spark
+spark = get_spark()
+
+@udf("string")
+def processes(x):
+    import os
+    seen = []
+    for pid in [p for p in os.listdir("/proc") if p.isdigit()]:
+        try:
+            seen.append(open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[0].decode())
+        except OSError:
+            pass
+    return " ".join(sorted(os.path.basename(c) for c in seen))
+
+print("NEXT tables:", [t.name for t in spark.catalog.listTables()], spark.catalog.listTables("global_temp"))
+print("NEXT home:", os.listdir("."), "tmp:", [n for n in os.listdir("/tmp") if n.startswith("left")])
+print("NEXT server processes:", spark.range(1).select(processes("id")).first()[0])
+'''
+
+
+def _on_lane(lane: Path, code: str) -> str:
+    """`code` run as a kernel of the lane would run (its sandbox, SPARK_REMOTE); its output."""
+    import subprocess
+    import sys
+
+    with sandbox.kernel_folder(sandbox.lane_user(lane)) as folder:
+        run = sandbox.command([sys.executable, "-c", code], folder, sandbox.Limits.from_environment(),
+                              sandbox.lane_user(lane), sandbox.readable_paths(), lane)
+        done = subprocess.run(run, env={**os.environ, "SPARK_REMOTE": sandbox.CONNECT_REMOTE}, capture_output=True,
+                              text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_a_sandboxed_connect_lane_keeps_the_host_out_and_submissions_apart(tmp_path, host_server):
+    """The lane's server runs student queries and UDFs in a sandbox of its own: no host file, no host
+    server. Between two submissions the lane is cleared of tables, files and left-behind processes."""
+    _needs_a_sandbox()
+    from scalelab.grading.connect_lanes import ConnectLanes
+
+    port, accepted = host_server
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the grader's secret")
+    with ConnectLanes(1, sandboxed=True) as lanes:
+        with lanes.lane() as lane:
+            first = _on_lane(Path(lane.address), LANE_ATTACKER.format(secret=str(secret), port=port))
+        with lanes.lane() as lane_again:
+            second = _on_lane(Path(lane_again.address), LANE_NEXT)
+    assert lane_again.address == lane.address  # the same server, cleared
+    assert "SEEN by the kernel: part-" in first and "LEAKED" not in first, first
+    assert "BLOCKED read through Spark: AnalysisException" in first, first  # no such path in its sandbox
+    assert "UDF: host server reached=False interfaces=[]" in first and accepted == [], first
+    assert "NEXT tables: [] []" in second and "NEXT home: [] tmp: []" in second, second
+    processes = second.split("NEXT server processes:")[1].split()
+    assert "sleep" not in processes and "java" in processes, processes

@@ -79,7 +79,7 @@ def _start(command: list[str], log: Path, env: dict | None = None) -> subprocess
     return start_group(command, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
 
 
-def _spark_env(workdir: Path) -> dict:
+def spark_env(workdir: Path) -> dict:
     from scalelab.java import ensure_java
 
     ensure_java()
@@ -100,7 +100,7 @@ def spark_standalone(cores: int = 2, memory: str = "2g", timeout: float = 90) ->
     """A Spark standalone master and one worker; yields ``spark://127.0.0.1:PORT``."""
     with tempfile.TemporaryDirectory(prefix="scalelab-spark-") as tmp:
         workdir = Path(tmp)
-        env = _spark_env(workdir)
+        env = spark_env(workdir)
         spark_class = str(pyspark_home() / "bin" / "spark-class")
         port, ui = free_port(), free_port()
         master = f"spark://{HOST}:{port}"
@@ -125,27 +125,31 @@ def spark_connect_server(timeout: float = 120) -> Iterator[str]:
     """A Spark Connect server (local[2] inside); yields ``sc://127.0.0.1:PORT``."""
     with tempfile.TemporaryDirectory(prefix="scalelab-connect-") as tmp:
         workdir = Path(tmp)
-        env = _spark_env(workdir)
         port = free_port()
-        command = [
-            str(pyspark_home() / "bin" / "spark-submit"),
-            "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
-            "--master", "local[2]",
-            "--conf", f"spark.connect.grpc.binding.address={HOST}",
-            "--conf", f"spark.connect.grpc.binding.port={port}",
-            "--conf", "spark.ui.enabled=false",
-            "--conf", f"spark.driver.host={HOST}",
-            "--conf", f"spark.driver.bindAddress={HOST}",
-            "--conf", "spark.sql.shuffle.partitions=4",
-            "--conf", f"spark.sql.warehouse.dir={workdir / 'warehouse'}",  # tables vanish with it
-            "--conf", f"spark.driver.extraJavaOptions={java_options()}",
-            *[arg for key, value in extra_conf().items() for arg in ("--conf", f"{key}={value}")],
-            "spark-internal",
-        ]
         with _processes() as procs:
-            procs.append(_start(command, workdir / "connect.log", env))
+            procs.append(_start(spark_connect_command(workdir, port), workdir / "connect.log", spark_env(workdir)))
             _wait(lambda: _port_open(port), "Spark Connect server", procs[0], workdir / "connect.log", timeout)
             yield f"sc://{HOST}:{port}"
+
+
+def spark_connect_command(workdir: Path, port: int, java: str = "") -> list[str]:
+    """spark-submit's arguments for a Spark Connect server on 127.0.0.1:`port` with the course's settings,
+    its scratch and warehouse in `workdir`; `java`: more options for its JVM."""
+    return [
+        str(pyspark_home() / "bin" / "spark-submit"),
+        "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
+        "--master", "local[2]",
+        "--conf", f"spark.connect.grpc.binding.address={HOST}",
+        "--conf", f"spark.connect.grpc.binding.port={port}",
+        "--conf", "spark.ui.enabled=false",
+        "--conf", f"spark.driver.host={HOST}",
+        "--conf", f"spark.driver.bindAddress={HOST}",
+        "--conf", "spark.sql.shuffle.partitions=4",
+        "--conf", f"spark.sql.warehouse.dir={workdir / 'warehouse'}",  # tables vanish with it
+        "--conf", f"spark.driver.extraJavaOptions={java_options()} {java}".strip(),
+        *[arg for key, value in extra_conf().items() for arg in ("--conf", f"{key}={value}")],
+        "spark-internal",
+    ]
 
 
 @contextlib.contextmanager

@@ -10,13 +10,13 @@ group and its kernel), a crash or a failed run, and every SUBMISSIONS_PER_PROCES
 Dask cluster each submission gets a process of its own. Whatever one submission does (hang, kill its
 kernel, break nbgrader), the others are graded and it gets a row saying what went wrong. Spark labs
 without RDDs run on warm Spark Connect servers, one per worker, which serve one submission at a time
-and are cleared between submissions (connect_lanes.py), unless the kernels are sandboxed.
+and are cleared between submissions (connect_lanes.py).
 
 Every notebook's kernel runs in a bubblewrap sandbox of its own (sandbox.py) whenever one can start
 here; `make grade` refuses to grade without one unless told (``--unsandboxed``), and then says so in
-its output and in every row of the CSV. A sandboxed kernel reaches no server outside its sandbox, so
-the Spark labs then start their own Spark inside it (slower, and safe: a shared Connect server would
-read and write files with the grader's rights).
+its output and in every row of the CSV. A sandboxed kernel reaches no server outside its sandbox: the
+Spark Connect server of each lane then runs in a sandbox of its own, with the same view of the files,
+and the kernel reaches it through a unix socket that only the two share.
 
 Writes ``<reports>/grades.csv`` (one row per student and notebook, points per grade cell) and
 ``<reports>/feedback/<student>/index.html`` (points and messages per exercise, pages.py) linking one
@@ -125,8 +125,9 @@ def grade_batch(
     the Spark its environment says). With `deadline` (naive: UTC), nbgrader records how late each
     submission that came with its timestamp.txt is; the CSV shows it. A submission graded by an
     earlier run into the same `reports`, unchanged since, is not graded again unless `force` (resume.py).
-    With `sandbox` each kernel runs in a bubblewrap sandbox (sandbox.py) and no Connect server is shared;
-    None: when a sandbox can start here. Rows graded without one say so in their message.
+    With `sandbox` each kernel runs in a bubblewrap sandbox (sandbox.py), and each Connect server is
+    started here in one too (`connect_servers` are not used); None: when a sandbox can start here.
+    Rows graded without one say so in their message.
     """
     if sandbox is None:
         sandbox = sandboxes.check().ok
@@ -166,11 +167,8 @@ def grade_batch(
             results = _run_on_dask(jobs, templates, cell_timeout, notebook_timeout, scheduler, sandbox)
         else:
             lanes = spark_connect and any(_uses_spark_connect(job) for job in jobs)
-            if lanes and sandbox:
-                print("the Spark labs start their own Spark in each sandbox: a shared Spark Connect server can't be "
-                      "reached from one (--unsandboxed shares them)", flush=True)
             results = _run_here(jobs, templates, cell_timeout, notebook_timeout, workers or default_workers(),
-                                connect_servers if lanes and not sandbox else None, sandbox)
+                                connect_servers if lanes else None, sandbox)
         progress = Progress(len(jobs))
         with contextlib.closing(results):  # on an exception too: its grading processes and servers end
             for job, (job_rows, feedback) in results:
@@ -201,7 +199,7 @@ def _run_here(jobs, templates, cell_timeout, notebook_timeout, workers, connect_
     lanes = None
     if connect_servers is not None:
         try:
-            lanes = ConnectLanes(workers, connect_servers)
+            lanes = ConnectLanes(workers, () if sandbox else connect_servers, sandboxed=sandbox)
         except Exception as error:  # noqa: BLE001 - grading goes on, each kernel with its own Spark
             print(f"could not start Spark Connect servers ({type(error).__name__}: {str(error)[:300]}); "
                   "each Spark lab starts its own Spark", flush=True)
@@ -224,8 +222,9 @@ def _run_here(jobs, templates, cell_timeout, notebook_timeout, workers, connect_
             if lane.address is None:
                 return grade_job(job, templates[job.assignment], cell_timeout, notebook_timeout, process=process,
                                  sandbox=sandbox)
-            rows, pages = grade_job(job, templates[job.assignment], cell_timeout, notebook_timeout,
-                                    {engines.SPARK_CONNECT.name: lane.address}, process=process, sandbox=sandbox)
+            shared = {(sandboxes.LANE if sandbox else engines.SPARK_CONNECT.name): lane.address}
+            rows, pages = grade_job(job, templates[job.assignment], cell_timeout, notebook_timeout, shared,
+                                    process=process, sandbox=sandbox)
             lane.suspect = any(r.status == "error" for r in rows)  # a query may still run there
             return rows, pages
 

@@ -12,36 +12,64 @@ keeps submissions apart on a shared server:
 * after a submission that ran out of time or lost its kernel (a query may still be running on the
   server), a server this run started is replaced by a fresh one.
 
-Files are the exception: a notebook can read and write files wherever its user can, shared server or
-not; that is the grading sandbox's job.
+When the kernels are sandboxed (sandbox.py), each lane's server runs in a sandbox of its own too, with
+the same view of the files as its kernels and no network but its own loopback; a kernel reaches it
+through a unix socket in the lane's folder (relay.py). A path then means the same file to the notebook
+and to Spark: the lane's home folder and /tmp are shared by the server and the kernel graded on it.
+Between two submissions, besides the clearing above, those folders are emptied and every process in
+the server's sandbox but the server itself is ended (a Python UDF can leave one behind, and a reused
+Python worker would keep what a submission changed in it).
+
+Unsandboxed, files are the exception: a notebook can read and write files wherever its user can.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyspark.sql.connect.client import DefaultChannelBuilder
+
+from scalelab.grading import sandbox
 
 
 @dataclass
 class Lane:
-    address: str | None  # None: no server could be made ready; grade with the kernel's own Spark
+    # sc://HOST:PORT, or the lane's folder for a sandboxed server (sandbox.lane_folder); None: no server
+    # could be made ready: grade with the kernel's own Spark
+    address: str | None
     suspect: bool = False  # set by the grader: the submission timed out or its kernel died
 
 
-class ConnectLanes:
-    """`count` servers started here, or the servers at `addresses` (then none is started or replaced)."""
+@dataclass
+class _Server:
+    stop: contextlib.ExitStack
+    # sandboxed: the sandbox's outermost process, and those that make the server (to end all the others)
+    sandbox: int | None = None
+    keep: set[int] = field(default_factory=set)
 
-    def __init__(self, count: int = 1, addresses: Sequence[str] = ()):
-        self._stack = contextlib.ExitStack()
-        self._servers: dict[str, contextlib.ExitStack] = {}  # address -> what stops it, for the ones started here
+
+class ConnectLanes:
+    """`count` servers started here (each in a sandbox of its own with `sandboxed`), or the servers at
+    `addresses` (then none is started or replaced)."""
+
+    def __init__(self, count: int = 1, addresses: Sequence[str] = (), sandboxed: bool = False):
+        self._sandboxed = sandboxed
+        self._servers: dict[str, _Server] = {}  # address -> what stops it, for the ones started here
         self._free: queue.Queue[str | None] = queue.Queue()
         if addresses:
             for address in addresses:
                 self._free.put(address)
+        elif sandboxed:  # from this thread: a sandbox ends with the thread that started it (--die-with-parent)
+            for _ in range(count):
+                self._free.put(self._start())
         else:
             with ThreadPoolExecutor(max_workers=count) as pool:  # the JVMs start side by side
                 for address in pool.map(lambda _: self._start(), range(count)):
@@ -50,8 +78,12 @@ class ConnectLanes:
     def _start(self) -> str:
         from scalelab.clusters import spark_connect_server
 
-        server = contextlib.ExitStack()
-        address = server.enter_context(spark_connect_server())
+        server = _Server(contextlib.ExitStack())
+        if self._sandboxed:
+            lane = server.stop.enter_context(sandboxed_server(server))
+            address = str(lane)
+        else:
+            address = server.stop.enter_context(spark_connect_server())
         self._servers[address] = server
         return address
 
@@ -73,12 +105,15 @@ class ConnectLanes:
         if not (lane.suspect and ours):  # a suspect server of ours is replaced; any other is cleared
             try:
                 _clear_from_another_process(lane.address)
+                if ours and self._sandboxed:
+                    _end_all_but_the_server(self._servers[lane.address])
+                    sandbox.empty_lane(Path(lane.address))
                 return lane.address
-            except RuntimeError as error:  # a server that can't be cleared is not used again as it is
+            except (RuntimeError, OSError) as error:  # a server that can't be cleared is not used again as it is
                 print(f"warning: {error}", file=sys.stderr)
             if not ours:
                 return None
-        self._servers.pop(lane.address).close()
+        self._servers.pop(lane.address).stop.close()
         try:
             return self._start()
         except Exception as error:  # noqa: BLE001 - the batch goes on without this server
@@ -88,7 +123,7 @@ class ConnectLanes:
 
     def close(self) -> None:
         while self._servers:
-            self._servers.popitem()[1].close()
+            self._servers.popitem()[1].stop.close()
 
     def __enter__(self) -> ConnectLanes:
         return self
@@ -109,9 +144,12 @@ def _clear_from_another_process(address: str, timeout: float = 120) -> None:
 
 def clear(address: str) -> None:
     """Drop every table, view and database a notebook can leave on the server, and its cached data."""
-    from pyspark.sql import SparkSession
+    from pyspark.sql.connect.session import SparkSession
 
-    spark = SparkSession.builder.remote(address).create()
+    if address.startswith("sc://"):
+        spark = SparkSession.builder.remote(address).create()
+    else:  # a sandboxed server: through its lane's socket
+        spark = SparkSession.builder.channelBuilder(_UnixSocketChannel(sandbox.lane_socket(Path(address)))).create()
     try:
         for view in spark.catalog.listTables("global_temp"):
             spark.catalog.dropGlobalTempView(view.name)
@@ -126,6 +164,93 @@ def clear(address: str) -> None:
         spark.catalog.clearCache()
     finally:
         spark.stop()
+
+
+class _UnixSocketChannel(DefaultChannelBuilder):
+    """A Spark Connect client's channel to the server behind a unix socket (gRPC's unix: targets)."""
+
+    def __init__(self, path: Path):
+        super().__init__("sc://localhost")
+        self._path = path
+
+    @property
+    def endpoint(self) -> str:
+        return f"unix:{self._path}"
+
+
+@contextlib.contextmanager
+def sandboxed_server(server: _Server, timeout: float = 120) -> Iterator[Path]:
+    """A Spark Connect server in a sandbox of its own, on a lane folder of its own (sandbox.server_command);
+    yields the lane's folder once the server accepts connections through its socket, and notes in
+    `server` the processes that make it (the sandbox, the relay, the JVM)."""
+    import psutil
+
+    from scalelab.clusters import _processes, _start, spark_connect_command, spark_env
+
+    uid = sandbox.new_uid()
+    with sandbox.lane_folder(uid) as lane, sandbox.kernel_folder(uid) as workdir, _processes() as procs:
+        (workdir / "tmp").mkdir()  # the JVM's own temporary files, out of the /tmp its kernels share
+        if uid is not None:
+            os.chown(workdir / "tmp", uid, uid)
+        inside = Path(sandbox.SERVER_DIR)  # where the sandbox shows `workdir`
+        java = f"-Djava.io.tmpdir={inside / 'tmp'} -XX:-UsePerfData"
+        spark = spark_connect_command(inside, sandbox.CONNECT_PORT, java)
+        env = {**spark_env(inside), "TMPDIR": str(inside / "tmp")}
+        log = workdir / "connect.log"
+        readable = sandbox.readable_paths()
+        procs.append(_start(sandbox.server_command(spark, workdir, lane, sandbox.Limits.from_environment(), uid,
+                                                   readable), log, env))
+        deadline = time.monotonic() + timeout
+        while not sandbox.lane_socket(lane).exists():  # the relay makes it once the server accepts
+            if procs[0].poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the sandboxed Spark Connect server did not start:\n{_tail(log)}")
+            time.sleep(0.2)
+        below = psutil.Process(procs[0].pid).children(recursive=True)
+        jvm = next(p for p in below if p.name() == "java")  # the only JVM yet: spark-submit's launcher has ended
+        server.sandbox = procs[0].pid
+        server.keep = {procs[0].pid, jvm.pid, *(p.pid for p in jvm.parents() if p in below)}  # not the host's
+        yield lane
+
+
+def _end_all_but_the_server(server: _Server) -> None:
+    """Kill every process in a sandboxed server's sandbox but those that make the server: what a
+    submission left running there, Spark's Python workers included (Spark starts new ones when it
+    needs them)."""
+    import psutil
+
+    for _ in range(10):  # a process may fork while the others are listed: again, until none is left
+        try:
+            below = psutil.Process(server.sandbox).children(recursive=True)
+        except psutil.NoSuchProcess as error:
+            raise RuntimeError("the sandboxed Spark Connect server is gone") from error
+        if not all(psutil.pid_exists(pid) for pid in server.keep):
+            raise RuntimeError("the sandboxed Spark Connect server is gone")
+        strays = [p for p in below if p.pid not in server.keep and _running(p)]
+        if not strays:
+            return
+        for signal in ("suspend", "kill"):  # stopped first, none of them can start another
+            for process in strays:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    getattr(process, signal)()
+    raise RuntimeError("processes left by a submission in the sandboxed Spark Connect server keep coming back")
+
+
+def _running(process) -> bool:
+    import psutil
+
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE  # a zombie waits for the sandbox's pid 1 to reap it
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _tail(log: Path) -> str:
+    from scalelab.processes import tail
+
+    try:
+        return tail(log.read_text(errors="replace"), 40)
+    except OSError:
+        return "(no log)"
 
 
 if __name__ == "__main__":

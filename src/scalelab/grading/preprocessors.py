@@ -16,7 +16,7 @@
   pointed at the batch's warm Spark Connect server (``start_submission``'s shared engines), every
   other kernel at local engines: a submission no longer pays for a JVM of its own. With
   SCALELAB_SANDBOX=1 in the grading process's environment, every kernel starts in a bubblewrap
-  sandbox of its own instead (sandbox.py).
+  sandbox of its own (sandbox.py), on its lane's sandboxed server when it has one (connect_lanes.py).
 
 The grading worker calls ``start_submission`` before each submission it grades: its secret token, its
 engines, and the kernel-died flag cleared (a worker grades many submissions, one at a time).
@@ -25,6 +25,7 @@ engines, and the kernel-died flag cleared (a worker grades many submissions, one
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 
 from nbclient.exceptions import DeadKernelError
 from nbformat.v4 import new_output
@@ -164,10 +165,14 @@ class ExecuteOnSharedEngines(Execute):
     def preprocess(self, nb, resources=None, km=None):
         global kernel_died
         try:
-            if sandbox.enabled():  # no engine outside can be reached from a sandbox: local engines only
-                self.kernel_manager_class, folders = sandbox.kernel_manager()
-                with folders, engines.pointed_at(nb, {}):  # folders removed once nbclient shut the kernel
-                    return super().preprocess(nb, resources, km)
+            if sandbox.enabled():  # no engine outside the sandbox can be reached: a lane's server, or local ones
+                lane = (SHARED_ENGINES or {}).get(sandbox.LANE)
+                remote = {engines.SPARK_CONNECT.name: sandbox.CONNECT_REMOTE} if lane else {}
+                with engines.pointed_at(nb, remote) as chosen:
+                    on_lane = Path(lane) if engines.SPARK_CONNECT in chosen else None
+                    self.kernel_manager_class, folders = sandbox.kernel_manager(lane=on_lane)
+                    with folders:  # removed once nbclient has shut the kernel down
+                        return super().preprocess(nb, resources, km)
             if SHARED_ENGINES is None:
                 return super().preprocess(nb, resources, km)
             with engines.pointed_at(nb, SHARED_ENGINES):

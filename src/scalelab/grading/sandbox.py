@@ -38,6 +38,11 @@ from jupyter_client.manager import AsyncKernelManager
 
 ENABLE_VARIABLE = "SCALELAB_SANDBOX"  # "1" in a grading process's environment: its kernels are sandboxed
 HOME = "/home/student"  # the kernel's home and working folder inside
+CONNECT_PORT = 15002  # a lane's Spark Connect server, on the loopback of each sandbox of the lane
+CONNECT_REMOTE = f"sc://127.0.0.1:{CONNECT_PORT}"  # what a kernel on a sandboxed lane connects to
+# the grading worker's shared engines name a sandboxed lane's folder (connect_lanes.py) under this key
+LANE = "sandbox_lane"
+SERVER_DIR = "/srv/scalelab-connect"  # a lane server's own folder inside its sandbox: out of the shared /tmp
 SOCKET_PATH_MAX = 107  # characters in a unix socket's path (Linux's sun_path, less its final NUL)
 USER = "student"
 # As root, each sandbox runs as a uid of its own from this range, unknown to the system: its process
@@ -101,9 +106,38 @@ def readable_paths() -> list[Path]:
     return sorted(found)
 
 
-def command(kernel: list[str], exchange: Path, limits: Limits, uid: int | None, readable: list[Path]) -> list[str]:
+def command(kernel: list[str], exchange: Path, limits: Limits, uid: int | None, readable: list[Path],
+            lane: Path | None = None) -> list[str]:
     """`kernel` run in a sandbox whose one writable host folder is `exchange` (the connection file and
-    the unix sockets). `uid`: the user to become inside when bwrap starts as root (None otherwise)."""
+    the unix sockets). `uid`: the user to become inside when bwrap starts as root (None otherwise).
+    With a `lane` (a sandboxed Spark Connect lane's folder, connect_lanes.py), the home folder and /tmp
+    are the lane's, shared with its server, and the kernel reaches the server at CONNECT_REMOTE."""
+    if lane is None:
+        return _bwrap(limits, uid, readable, writable=[exchange]) + kernel
+    relay = [sys.executable, "-m", "scalelab.grading.relay", f"tcp:{CONNECT_PORT}", f"unix:{lane_socket(lane)}", "--"]
+    return _bwrap(limits, uid, readable, writable=[exchange], read_only=[lane / "run"], lane=lane) + relay + kernel
+
+
+def server_command(server: list[str], workdir: Path, lane: Path, limits: Limits, uid: int | None,
+                   readable: list[Path]) -> list[str]:
+    """A lane's Spark Connect `server` (listening on 127.0.0.1:CONNECT_PORT of its own network) in a
+    sandbox like its kernels': the same files at the same paths, the lane's home folder and /tmp, and
+    its own `workdir` at SERVER_DIR (Spark's scratch and warehouse). Its relay makes the lane's socket
+    once the server accepts connections."""
+    relay = [sys.executable, "-m", "scalelab.grading.relay", f"unix:{lane_socket(lane)}", f"tcp:{CONNECT_PORT}", "--"]
+    return (_bwrap(limits, uid, readable, writable=[workdir, lane / "run"], lane=lane, moved={workdir: SERVER_DIR})
+            + relay + server)
+
+
+def lane_socket(lane: Path) -> Path:
+    return lane / "run" / "connect.sock"
+
+
+def _bwrap(limits: Limits, uid: int | None, readable: list[Path], writable: list[Path],
+           read_only: list[Path] = (), lane: Path | None = None, moved: dict[Path, str] | None = None) -> list[str]:
+    """bwrap's arguments up to the command (see the module's docstring); `writable` and `read_only` are
+    host folders bound at their own paths (or where `moved` says); the home folder and /tmp are private
+    tmpfs, or `lane`'s. The first writable folder holds the sandbox's /etc/passwd and /etc/group."""
     # no cgroup namespace: Java 17 reads its cgroup v1 limits through paths that one breaks, and
     # Spark's SparkContext then fails (NullPointerException in jdk.internal.platform.CgroupUtil)
     args = ["bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
@@ -113,17 +147,26 @@ def command(kernel: list[str], exchange: Path, limits: Limits, uid: int | None, 
             args += ["--symlink", os.readlink(top), top]
         elif os.path.isdir(top):
             args += ["--ro-bind", top, top]
-    args += ["--ro-bind", str(exchange / "passwd"), "/etc/passwd", "--ro-bind", str(exchange / "group"), "/etc/group"]
+    accounts = writable[0]
+    moved = moved or {}
+    args += ["--ro-bind", str(accounts / "passwd"), "/etc/passwd", "--ro-bind", str(accounts / "group"), "/etc/group"]
     # /sys read-only for the CPU topology (PoCL, the JVM), without the host's network interfaces
     args += ["--proc", "/proc", "--dev", "/dev", "--ro-bind", "/sys", "/sys", "--tmpfs", "/sys/class/net"]
     made: set[str] = set()
     size = str(limits.disk_mb * 2**20)
     home_mode = "0700" if uid is None else "0777"  # bwrap as root makes the tmpfs root's: open it to the user
-    for scratch, mode in (("/tmp", "1777"), ("/dev/shm", "1777"), (HOME, home_mode)):
-        args += _folders_above(scratch, made) + ["--perms", mode, "--size", size, "--tmpfs", scratch]
+    for scratch, mode, shared in (("/tmp", "1777", "tmp"), ("/dev/shm", "1777", None), (HOME, home_mode, "home")):
+        if lane is not None and shared is not None:
+            args += _folders_above(scratch, made) + ["--bind", str(lane / shared), scratch]
+        else:
+            args += _folders_above(scratch, made) + ["--perms", mode, "--size", size, "--tmpfs", scratch]
     for path in readable:
         args += _folders_above(str(path), made) + ["--ro-bind", str(path), str(path)]
-    args += _folders_above(str(exchange), made) + ["--bind", str(exchange), str(exchange)]
+    for path in read_only:
+        args += _folders_above(str(path), made) + ["--ro-bind", str(path), str(path)]
+    for path in writable:
+        inside = moved.get(path, str(path))
+        args += _folders_above(inside, made) + ["--bind", str(path), inside]
     args += ["--chdir", HOME, "--setenv", "HOME", HOME, "--setenv", "TMPDIR", "/tmp", "--setenv", "USER", USER,
              "--setenv", "LOGNAME", USER]
     with contextlib.suppress(FileNotFoundError):
@@ -135,8 +178,10 @@ def command(kernel: list[str], exchange: Path, limits: Limits, uid: int | None, 
     if uid is not None:  # bwrap as root: become the sandbox's own user, keeping no capability
         args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--", "setpriv", f"--reuid={uid}",
                  f"--regid={uid}", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
-    args += ["--", "prlimit", f"--nproc={limits.processes}", f"--as={limits.memory_mb * 2**20}", "--core=0", "--"]
-    return args + kernel
+    # a lane's shared folders are host folders, not tmpfs of a fixed size: each file at most the disk limit
+    file_size = [f"--fsize={limits.disk_mb * 2**20}"] if lane is not None else []
+    return args + ["--", "prlimit", f"--nproc={limits.processes}", f"--as={limits.memory_mb * 2**20}", "--core=0",
+                   *file_size, "--"]
 
 
 def _folders_above(path: str, made: set[str]) -> list[str]:
@@ -153,7 +198,8 @@ def _folders_above(path: str, made: set[str]) -> list[str]:
     return out
 
 
-def _sandbox_uid() -> int | None:
+def new_uid() -> int | None:
+    """The user a new sandbox runs as when bwrap starts as root (a uid of its own); None otherwise."""
     return UID_BASE + secrets.randbelow(UID_SPAN) if os.geteuid() == 0 else None
 
 
@@ -165,14 +211,18 @@ def _write_accounts(exchange: Path, uid: int) -> None:
     (exchange / "group").write_text(f"root:x:0:\n{USER}:x:{gid}:\nnogroup:x:65534:\n")
 
 
+def _short_temporary_folder() -> str:
+    """The temporary folder, or /tmp where that one's path is too long for the unix sockets made in
+    the folders below it."""
+    base = tempfile.gettempdir()
+    return "/tmp" if len(base) + len("/scalelab-kernel-12345678/kernel-ipc-12345") > SOCKET_PATH_MAX else base
+
+
 @contextlib.contextmanager
 def kernel_folder(uid: int | None) -> Iterator[Path]:
-    """The host folder shared with one sandboxed kernel, owned by its user, removed afterwards: in the
-    temporary folder, or in /tmp where that one's path is too long for the kernel's unix sockets."""
-    base = tempfile.gettempdir()
-    if len(base) + len("/scalelab-kernel-12345678/kernel-ipc-12345") > SOCKET_PATH_MAX:
-        base = "/tmp"
-    folder = Path(tempfile.mkdtemp(prefix="scalelab-kernel-", dir=base))
+    """The host folder shared with one sandboxed kernel (or a lane's server), owned by its user, removed
+    afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="scalelab-kernel-", dir=_short_temporary_folder()))
     try:
         _write_accounts(folder, uid if uid is not None else os.geteuid())
         if uid is not None:
@@ -182,16 +232,62 @@ def kernel_folder(uid: int | None) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def kernel_manager(limits: Limits | None = None) -> tuple[type[AsyncKernelManager], contextlib.ExitStack]:
-    """A kernel manager class whose kernels start in a sandbox of their own, and what removes their
-    folders once the notebook is done (close it after nbclient has shut the kernel down)."""
+_LANE_FOLDERS = {"home": 0o700, "tmp": 0o1777, "run": 0o700}  # the home folder, /tmp, the server's socket
+
+
+@contextlib.contextmanager
+def lane_folder(uid: int | None) -> Iterator[Path]:
+    """The host folders of a sandboxed Spark Connect lane (connect_lanes.py), owned by the lane's user:
+    its server and each kernel graded on it see `home` as their home folder and `tmp` as /tmp, so that a
+    path means the same file to the notebook and to Spark; `run` holds the server's socket."""
+    folder = Path(tempfile.mkdtemp(prefix="scalelab-lane-", dir=_short_temporary_folder()))
+    try:
+        for name, mode in _LANE_FOLDERS.items():
+            (folder / name).mkdir()
+            os.chmod(folder / name, mode)
+            if uid is not None:
+                os.chown(folder / name, uid, uid)
+        yield folder
+    finally:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(folder, onerror=_remove_anyway)
+
+
+def empty_lane(lane: Path) -> None:
+    """What a submission left in the lane's home folder and /tmp, removed, whatever its permissions."""
+    for name in ("home", "tmp"):
+        for entry in (lane / name).iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, onerror=_remove_anyway)
+            else:
+                entry.unlink()
+
+
+def _remove_anyway(function, path, _error) -> None:
+    """rmtree's retry for a folder whose owner (the lane's user, not root) closed it to writes."""
+    os.chmod(os.path.dirname(path), 0o700)
+    if os.path.isdir(path) and not os.path.islink(path):
+        os.chmod(path, 0o700)
+    function(path)
+
+
+def lane_user(lane: Path) -> int | None:
+    """The user of a lane's sandboxes when bwrap starts as root (the owner of its folders), else None."""
+    return (lane / "home").stat().st_uid if os.geteuid() == 0 else None
+
+
+def kernel_manager(limits: Limits | None = None, lane: Path | None = None
+                   ) -> tuple[type[AsyncKernelManager], contextlib.ExitStack]:
+    """A kernel manager class whose kernels start in a sandbox of their own (on `lane`'s folders and
+    server, when given), and what removes their folders once the notebook is done (close it after
+    nbclient has shut the kernel down)."""
     limits = limits or Limits.from_environment()
     readable = readable_paths()
     cleanup = contextlib.ExitStack()
 
     class SandboxedKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
-            uid = _sandbox_uid()
+            uid = new_uid() if lane is None else lane_user(lane)
             folder = cleanup.enter_context(kernel_folder(uid))
             super().__init__(transport="ipc", connection_file=str(folder / "kernel.json"), **kwargs)
             self._sandbox = (folder, uid)
@@ -207,7 +303,7 @@ def kernel_manager(limits: Limits | None = None) -> tuple[type[AsyncKernelManage
             # reach bwrap, which ends the sandbox, and not the kernel (in a session of its own)
             self.kernel_spec.interrupt_mode = "message"
             folder, uid = self._sandbox
-            return command(super().format_kernel_cmd(extra_arguments), folder, limits, uid, readable)
+            return command(super().format_kernel_cmd(extra_arguments), folder, limits, uid, readable, lane)
 
     return SandboxedKernelManager, cleanup
 
@@ -224,7 +320,7 @@ def check() -> Check:
     run `python -c pass` in it."""
     if bwrap() is None:
         return Check(False, "bubblewrap (bwrap) is not installed")
-    uid = _sandbox_uid()
+    uid = new_uid()
     with kernel_folder(uid) as folder:
         run = command([sys.executable, "-c", "pass"], folder, Limits.from_environment(), uid, readable_paths())
         started = time.perf_counter()
