@@ -7,7 +7,9 @@ log lines, and the grades would differ; demonstrations are skipped both ways) an
 comes. `make grade` grades the same files with its default workers, each submission in its own
 course root and kernel, each worker with one long-lived grading process (grading/worker.py), its JVMs
 started for short jobs (QUICK_JVM_OPTIONS and the class archive in scalelab.spark), the Spark SQL lab
-on warm Spark Connect servers (one per worker, grading/connect_lanes.py).
+on warm Spark Connect servers (one per worker, grading/connect_lanes.py), and, where bubblewrap is
+installed, as `make grade` does there: each kernel and each Connect server in a sandbox of its own
+(grading/sandbox.py; the table says which). Plain nbgrader has no sandbox.
 
     python -m bench bench_grading                       # 30 copies of each lab (the class)
     SCALELAB_BENCH_COPIES=4 python -m bench bench_grading
@@ -26,7 +28,7 @@ from pathlib import Path
 import nbformat
 
 from scalelab.bench import Benchmark, load_average
-from scalelab.grading import course
+from scalelab.grading import course, sandbox
 from scalelab.grading.batch import default_workers, grade_batch
 
 LABS = [("03-spark-sql", "03-dataframes-and-sql"), ("02-spark-rdd", "02-rdd-basics")]
@@ -79,6 +81,7 @@ def main() -> None:
     benchmark = Benchmark(__file__)
     table = []
     students = _students(COPIES)
+    sandboxed = sandbox.check().ok  # grade_batch's default
     for assignment, notebook in LABS:
         timings, grades = {}, {}
         for name, grade in (("plain nbgrader", plain_nbgrader), ("make grade", with_make_grade)):
@@ -95,6 +98,7 @@ def main() -> None:
             "plain nbgrader (s per submission)": f"{plain:.1f}",
             f"make grade, {default_workers()} workers (s per submission)": f"{ours:.1f}",
             "speed-up": f"{plain / ours:.2f}×",
+            "make grade sandboxed": "yes" if sandboxed else "no",
             "identical grades": "yes" if same else "NO",
             "load average after": load_average(),
         })
