@@ -414,3 +414,20 @@ def test_a_sandboxed_connect_lane_keeps_the_host_out_and_submissions_apart(tmp_p
     assert "NEXT tables: [] []" in second and "NEXT home: [] tmp: []" in second, second
     processes = second.split("NEXT server processes:")[1].split()
     assert "sleep" not in processes and "java" in processes, processes
+
+
+def test_emptying_a_lane_keeps_the_mount_points_of_what_its_sandboxes_bind(tmp_path):
+    """A venv under /tmp is bound inside the lane's /tmp: the folders bwrap made for it must stay, or
+    the server's sandbox loses its Python (found when the suite ran from a clone in /tmp)."""
+    lane = tmp_path / "lane"
+    for name in ("home", "tmp", "run"):
+        (lane / name).mkdir(parents=True)
+    (lane / "tmp" / "w" / "clone" / ".venv").mkdir(parents=True)  # bwrap's mount point for /tmp/w/clone/.venv
+    (lane / "tmp" / "w" / "left.txt").write_text("a submission's file next to it")
+    (lane / "tmp" / "left").mkdir()
+    (lane / "tmp" / "left" / "part-0").write_text("x")
+    (lane / "home" / "out.csv").write_text("x")
+    os.chmod(lane / "tmp" / "left", 0o500)  # closed by its owner: removed all the same
+    sandbox.empty_lane(lane, [Path("/tmp/w/clone/.venv"), Path("/usr/lib/jvm")])
+    left = sorted(str(p.relative_to(lane)) for p in lane.rglob("*"))
+    assert left == ["home", "run", "tmp", "tmp/w", "tmp/w/clone", "tmp/w/clone/.venv"]

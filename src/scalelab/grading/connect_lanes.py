@@ -25,17 +25,19 @@ Unsandboxed, files are the exception: a notebook can read and write files wherev
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import queue
+import select
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from pyspark.sql.connect.client import DefaultChannelBuilder
 
 from scalelab.grading import sandbox
 
@@ -122,6 +124,7 @@ class ConnectLanes:
             return None
 
     def close(self) -> None:
+        _CLEARER.close()
         while self._servers:
             self._servers.popitem()[1].stop.close()
 
@@ -135,11 +138,61 @@ class ConnectLanes:
 def _clear_from_another_process(address: str, timeout: float = 120) -> None:
     """`clear`, from a process of its own: a Spark Connect client leaves its mark on its process's
     environment (engines.CONNECT_MODE_VARIABLES), which the grading processes started here inherit."""
-    from scalelab.processes import run_group
+    _CLEARER.clear(address, timeout)
 
-    run = run_group([sys.executable, "-m", "scalelab.grading.connect_lanes", address], timeout)
-    if run.timed_out or run.returncode != 0:
-        raise RuntimeError(f"could not clear the Spark Connect server at {address}: {run.stderr[-500:]}")
+
+class _Clearer:
+    """One long-lived process that clears servers on request (``python -m scalelab.grading.connect_lanes
+    --serve``: an address per line in, "ok" or the error per line out): it imports pyspark once, not
+    once per submission (about 3 s of CPU each time here)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen | None = None
+
+    def clear(self, address: str, timeout: float) -> None:
+        with self._lock:
+            if self._process is None or self._process.poll() is not None:
+                self._process = subprocess.Popen(
+                    [sys.executable, "-m", "scalelab.grading.connect_lanes", "--serve"], stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+            process = self._process
+            try:
+                process.stdin.write(address + "\n")
+                process.stdin.flush()
+                answered = select.select([process.stdout], [], [], timeout)[0]
+                reply = process.stdout.readline().strip() if answered else "error: no answer in time"
+            except OSError as error:
+                reply = f"error: {error}"
+            if reply != "ok":
+                if reply.startswith("error: no answer") or not reply:
+                    self.close_locked()
+                raise RuntimeError(f"could not clear the Spark Connect server at {address}: "
+                                   f"{reply or 'the clearing process ended'}")
+
+    def close_locked(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    def close(self) -> None:
+        with self._lock:
+            self.close_locked()
+
+
+_CLEARER = _Clearer()
+atexit.register(_CLEARER.close)
+
+
+def _serve_clearing() -> None:
+    for line in sys.stdin:
+        try:
+            clear(line.strip())
+            reply = "ok"
+        except Exception as error:  # noqa: BLE001 - reported to the lane, which replaces the server
+            reply = f"error: {type(error).__name__}: {error}"
+        print(" ".join(reply.split())[:1000], flush=True)
 
 
 def clear(address: str) -> None:
@@ -149,7 +202,7 @@ def clear(address: str) -> None:
     if address.startswith("sc://"):
         spark = SparkSession.builder.remote(address).create()
     else:  # a sandboxed server: through its lane's socket
-        spark = SparkSession.builder.channelBuilder(_UnixSocketChannel(sandbox.lane_socket(Path(address)))).create()
+        spark = SparkSession.builder.channelBuilder(_unix_socket_channel(sandbox.lane_socket(Path(address)))).create()
     try:
         for view in spark.catalog.listTables("global_temp"):
             spark.catalog.dropGlobalTempView(view.name)
@@ -166,16 +219,16 @@ def clear(address: str) -> None:
         spark.stop()
 
 
-class _UnixSocketChannel(DefaultChannelBuilder):
+def _unix_socket_channel(path: Path):
     """A Spark Connect client's channel to the server behind a unix socket (gRPC's unix: targets)."""
+    from pyspark.sql.connect.client import DefaultChannelBuilder
 
-    def __init__(self, path: Path):
-        super().__init__("sc://localhost")
-        self._path = path
+    class UnixSocketChannel(DefaultChannelBuilder):
+        @property
+        def endpoint(self) -> str:
+            return f"unix:{path}"
 
-    @property
-    def endpoint(self) -> str:
-        return f"unix:{self._path}"
+    return UnixSocketChannel("sc://localhost")
 
 
 @contextlib.contextmanager
@@ -254,4 +307,7 @@ def _tail(log: Path) -> str:
 
 
 if __name__ == "__main__":
-    clear(sys.argv[1])
+    if sys.argv[1:] == ["--serve"]:
+        _serve_clearing()
+    else:
+        clear(sys.argv[1])

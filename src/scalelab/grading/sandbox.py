@@ -253,14 +253,29 @@ def lane_folder(uid: int | None) -> Iterator[Path]:
             shutil.rmtree(folder, onerror=_remove_anyway)
 
 
-def empty_lane(lane: Path) -> None:
-    """What a submission left in the lane's home folder and /tmp, removed, whatever its permissions."""
-    for name in ("home", "tmp"):
-        for entry in (lane / name).iterdir():
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, onerror=_remove_anyway)
-            else:
-                entry.unlink()
+def empty_lane(lane: Path, bound: list[Path] | None = None) -> None:
+    """What a submission left in the lane's home folder and /tmp, removed, whatever its permissions.
+
+    Kept: the folders bwrap made there as mount points for what it binds below /tmp or the home folder
+    (`bound`; by default the lane's socket folder and `readable_paths()`, e.g. a venv under /tmp):
+    removing one on the host would take that mount away from the server's sandbox."""
+    bound = [lane / "run", *readable_paths()] if bound is None else bound
+    for name, inside in (("home", HOME), ("tmp", "/tmp")):
+        _empty(lane / name, {path.relative_to(inside) for path in bound if path.is_relative_to(inside)})
+
+
+def _empty(folder: Path, kept: set[Path]) -> None:
+    """Remove everything in `folder` but the paths `kept` (relative to it) and the folders above them."""
+    for entry in folder.iterdir():
+        below = {path.relative_to(entry.name) for path in kept if path.parts[:1] == (entry.name,)}
+        if Path(".") in below:
+            continue  # a mount point
+        if below:
+            _empty(entry, below)
+        elif entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, onerror=_remove_anyway)
+        else:
+            entry.unlink()
 
 
 def _remove_anyway(function, path, _error) -> None:
