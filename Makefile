@@ -63,10 +63,10 @@ $(STAMP): pyproject.toml constraints.txt
 	@echo "setting up .venv with $(PYTHON) ($$($(PYTHON) -V 2>&1), $$(command -v $(PYTHON)))"
 	$(PYTHON) -m venv $(VENV)
 	@# uv installs the lock from PyPI as pip would, about twice as fast here (58 s against 124 s); pip only
-	@# installs uv itself. No --compile-bytecode: compiling all 12,000 modules cost 50 s of the set-up, while
-	@# Python compiles the ones a lab or a test imports on first use, once, in about 2 s (docs/testing.md)
+	@# installs uv itself. --compile-bytecode: a grading sandbox sees the venv read-only, so a sandboxed
+	@# kernel (and each MPI rank in it) would compile every module it imports, each time it starts
 	$(BIN)/python -m pip install --quiet -c constraints.txt uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e ".[dev]"
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -c constraints.txt -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name scalelab --display-name "Python 3 (scalelab)"
 	@# Spark drivers start a few seconds faster from a class-data archive (scalelab/spark.py); the set-up
 	@# goes on without one (no Java, a failure: one line says so)
