@@ -219,7 +219,9 @@ def test_an_instructor_sees_the_assignments_and_a_graded_submission_in_the_formg
         row.scroll_into_view_if_needed()
         shot(page, "05-formgrader-assignments")
         formgrader.get_by_role("link", name="Manual Grading").click()
-        formgrader.get_by_role("link", name="99-traps").click()
+        formgrader.get_by_role("link", name="99-traps").click()  # the assignment, then its notebook:
+        # the notebooks' page must be there before the second click, or it lands on the same link again
+        expect(formgrader.get_by_role("columnheader", name="Notebook ID")).to_be_visible()
         formgrader.get_by_role("link", name="99-traps").click()
         submission = formgrader.locator("tr", has=formgrader.get_by_role("link", name="Submission #1"))
         expect(submission).to_contain_text("4 / 6")  # words per line wrong (1 point), written answer unmarked
