@@ -285,6 +285,8 @@ def _end_all_but_the_server(server: _Server) -> None:
             for process in strays:
                 with contextlib.suppress(psutil.NoSuchProcess):
                     getattr(process, signal)()
+        # gone once the sandbox's pid 1 has reaped them; a loaded machine takes a moment
+        psutil.wait_procs(strays, timeout=10)
     raise RuntimeError("processes left by a submission in the sandboxed Spark Connect server keep coming back")
 
 
