@@ -33,7 +33,6 @@ import select
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -238,7 +237,7 @@ def sandboxed_server(server: _Server, timeout: float = 120) -> Iterator[Path]:
     `server` the processes that make it (the sandbox, the relay, the JVM)."""
     import psutil
 
-    from scalelab.clusters import _processes, _start, spark_connect_command, spark_env
+    from scalelab.clusters import _processes, _start, _wait, spark_connect_command, spark_env
 
     uid = sandbox.new_uid()
     with sandbox.lane_folder(uid) as lane, sandbox.kernel_folder(uid) as workdir, _processes() as procs:
@@ -253,11 +252,8 @@ def sandboxed_server(server: _Server, timeout: float = 120) -> Iterator[Path]:
         readable = sandbox.readable_paths()
         procs.append(_start(sandbox.server_command(spark, workdir, lane, sandbox.Limits.from_environment(), uid,
                                                    readable), log, env))
-        deadline = time.monotonic() + timeout
-        while not sandbox.lane_socket(lane).exists():  # the relay makes it once the server accepts
-            if procs[0].poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the sandboxed Spark Connect server did not start:\n{_tail(log)}")
-            time.sleep(0.2)
+        # the relay makes the socket once the server accepts connections
+        _wait(sandbox.lane_socket(lane).exists, "sandboxed Spark Connect server", procs[0], log, timeout)
         below = psutil.Process(procs[0].pid).children(recursive=True)
         jvm = next(p for p in below if p.name() == "java")  # the only JVM yet: spark-submit's launcher has ended
         server.sandbox = procs[0].pid
@@ -299,17 +295,5 @@ def _running(process) -> bool:
         return False
 
 
-def _tail(log: Path) -> str:
-    from scalelab.processes import tail
-
-    try:
-        return tail(log.read_text(errors="replace"), 40)
-    except OSError:
-        return "(no log)"
-
-
-if __name__ == "__main__":
-    if sys.argv[1:] == ["--serve"]:
-        _serve_clearing()
-    else:
-        clear(sys.argv[1])
+if __name__ == "__main__":  # python -m scalelab.grading.connect_lanes --serve (the clearing process)
+    _serve_clearing()
