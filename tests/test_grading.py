@@ -1,10 +1,12 @@
 """Grading is right: cases per exercise, and whole-class batches that survive every known trap."""
 
+import contextlib
 import copy
 import csv
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from datetime import datetime
 from pathlib import Path
@@ -484,6 +486,77 @@ def _running(pid: int) -> bool:
         return False
 
 
+# Answer cells that run past the cell's time limit and don't stop when interrupted (SIGINT ignored), one
+# of them after starting a child that leaves the kernel's process group and session.
+IGNORES_INTERRUPTS = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass\n"
+HIDES_A_CHILD = (
+    "import multiprocessing, os, signal, time\n"
+    "def _hide():\n"
+    "    os.setsid()  # out of the kernel's process group: killing the group misses it\n"
+    "    time.sleep(1000)\n"
+    "_child = multiprocessing.get_context('fork').Process(target=_hide)\n"
+    "_child.start()\n"
+    "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+    "_child.join()\n"
+)
+STUBBORN = {"ida": IGNORES_INTERRUPTS, "cid": HIDES_A_CHILD}  # student -> their traps-mean answer
+
+
+def _grade_stubborn_class(solution: Path, lab: Path, tmp_path: Path, monkeypatch, request, sandbox: bool):
+    """An honest student and the STUBBORN ones, graded with a 5 s cell limit and a 600 s notebook limit:
+    (rows by student, the processes of the batch's kernels still running afterwards)."""
+    # every kernel's command line names this folder (its connection file), and so does a forked child's
+    scratch = Path(tempfile.mkdtemp(prefix="stb-", dir="/tmp"))  # short: the kernels' unix sockets are in it
+    request.addfinalizer(lambda: shutil.rmtree(scratch, ignore_errors=True))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(scratch / "runtime"))
+    folder = tmp_path / "class"
+    folder.mkdir()
+    nbformat.write(nbformat.read(solution, 4), folder / "amy_99-traps.ipynb")
+    for student, answer in STUBBORN.items():
+        nbformat.write(_answered(solution, lab, {"traps-mean": answer}), folder / f"{student}_99-traps.ipynb")
+    rows = grade_batch(folder, tmp_path / "reports", workers=2, cell_timeout=5, notebook_timeout=600,
+                       sandbox=sandbox)
+
+    def ours():
+        return [p for p in psutil.process_iter(["cmdline"]) if str(scratch) in " ".join(p.info["cmdline"] or [])]
+
+    psutil.wait_procs(ours(), timeout=10)  # a process killed a moment ago may not be reaped yet
+    left = ours()
+    for process in left:  # never outlive the test
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    return {r.student: r for r in rows}, left
+
+
+def _assert_stopped_and_graded_on_what_ran(rows) -> None:
+    why = {student: row.message for student, row in rows.items()}  # shown when an assertion fails
+    assert rows["amy"].status == "graded" and _auto(rows["amy"]) == FULL, why
+    for student in STUBBORN:
+        row = rows[student]
+        # the cells before the stubborn one were graded; the test cell below it did not run
+        assert row.status == "graded" and _auto(row) == {**FULL, "traps-mean-tests": 0.0}, why
+        assert "(traps-mean) ran past its time limit (5 s) and did not stop when interrupted" in row.message, why
+        assert row.messages["traps-mean-tests"].startswith("GradingError: not run: the grader stopped the kernel")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)  # far below the notebook limit (600 s): the batch never waits for it
+def test_a_cell_that_ignores_the_interrupt_is_stopped_with_what_it_started(trap_course, tmp_path, monkeypatch,
+                                                                           request):
+    """Unsandboxed: a cell past its limit that ignores SIGINT gets its kernel killed a few seconds later,
+    with the child it started in a session of its own; the notebook is graded on what ran, its row says
+    which cell hit the time limit, and the honest student of the batch gets full points.
+    tests/test_sandbox.py grades the same class in sandboxes."""
+    root, solution, lab = trap_course
+    monkeypatch.setenv("SCALELAB_ROOT", str(root))
+    rows, left = _grade_stubborn_class(solution, lab, tmp_path, monkeypatch, request, sandbox=False)
+    _assert_stopped_and_graded_on_what_ran(rows)
+    assert left == []  # no kernel and no hidden child outlives the batch
+
+
+
 def test_submission_layouts_and_zip(tmp_path):
     known = course.notebook_index()
     lab = course.released_notebook("00-setup", "00-setup")
@@ -534,6 +607,8 @@ def test_the_workers_outcome_crosses_the_process_boundary_with_its_reason():
     assert "kernel died" in _explain_failure(died, 60)
     stopped = Outcome(False, error="stopped after 60 s", failure=Failure.TIMED_OUT)
     assert "stopped after 60 s" in _explain_failure(stopped, 60)
+    cell_stopped = Outcome(True, stopped={"99-traps": "cell 8 (traps-mean) ran past its time limit (5 s) ..."})
+    assert Outcome.from_json(cell_stopped.to_json()) == cell_stopped
     # the words alone no longer make a dead kernel: only the reason the grading process saw does
     other = Outcome(False, error="Traceback ...\nValueError: bad metadata", log="Kernel died? no")
     assert _explain_failure(Outcome.from_json(other.to_json()), 60) == (

@@ -23,7 +23,14 @@ from pathlib import Path
 import nbformat
 import psutil
 import pytest
-from test_grading import FULL, _answered, _auto, _trap_course
+from test_grading import (
+    FULL,
+    _answered,
+    _assert_stopped_and_graded_on_what_ran,
+    _auto,
+    _grade_stubborn_class,
+    _trap_course,
+)
 
 from scalelab.grading import sandbox
 from scalelab.grading.batch import UNSANDBOXED_NOTE, grade_batch, main
@@ -314,6 +321,22 @@ def test_attacks_from_a_submission_are_stopped_and_honest_grades_are_exact(tmp_p
     assert not any("LEAKED" in line for lines in observed.values() for line in lines.values())
     left = [p.pid for p in psutil.process_iter(["cmdline"]) if str(scratch) in " ".join(p.info["cmdline"] or [])]
     assert left == []  # no sandbox, kernel or forked child outlives the batch, olga's stopped one included
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)  # far below the notebook limit (600 s): the batch never waits for it
+def test_a_sandboxed_cell_that_ignores_the_interrupt_is_stopped_with_its_sandbox(tmp_path, monkeypatch, request):
+    """A cell past its limit that ignores SIGINT (one after starting a child that leaves the kernel's
+    session) gets its sandbox killed a few seconds later; the notebook is graded on what ran, its row
+    says which cell hit the time limit, and the honest student of the batch gets full points."""
+    _needs_a_sandbox()
+    root = tmp_path / "course"
+    monkeypatch.setenv("SCALELAB_ROOT", str(root))
+    solution, lab = _trap_course(root)
+    rows, left = _grade_stubborn_class(solution, lab, tmp_path, monkeypatch, request, sandbox=True)
+    _assert_stopped_and_graded_on_what_ran(rows)
+    assert all(UNSANDBOXED_NOTE not in row.message for row in rows.values())
+    assert left == []  # no sandbox, kernel or hidden child outlives the batch
 
 
 def _attack_lines(page: Path) -> dict[str, str]:

@@ -55,7 +55,7 @@ from scalelab.grading.flags import tamper_flags
 from scalelab.grading.pages import failure_messages, write_feedback_index, write_summary
 from scalelab.grading.resume import GradedStore
 from scalelab.grading.submissions import Rejected, Submission, collect, repair, submission_time, unpack
-from scalelab.grading.worker import Failure, GradingProcess, Outcome
+from scalelab.grading.worker import TIME_LIMIT_NOTE, Failure, GradingProcess, Outcome
 from scalelab.processes import run_group
 from scalelab.spark import QUICK_JVM_OPTIONS, QUICK_SPARK_CONF
 
@@ -225,7 +225,8 @@ def _run_here(jobs, templates, cell_timeout, notebook_timeout, workers, connect_
             shared = {(sandboxes.LANE if sandbox else engines.SPARK_CONNECT.name): lane.address}
             rows, pages = grade_job(job, templates[job.assignment], cell_timeout, notebook_timeout, shared,
                                     process=process, sandbox=sandbox)
-            lane.suspect = any(r.status == "error" for r in rows)  # a query may still run there
+            # a query may still run there
+            lane.suspect = any(r.status == "error" or TIME_LIMIT_NOTE in r.message for r in rows)
             return rows, pages
 
     with contextlib.ExitStack() as cleanup:  # last in, first out: the pool, the processes, the servers
@@ -415,7 +416,8 @@ def grade_job(job: Job, template: bytes, cell_timeout: int, notebook_timeout: in
         if not outcome.success:
             reason = _explain_failure(outcome, notebook_timeout)
             return job.error_rows(reason), {}
-        rows = [_scores(root, job.student, job.assignment, name, job.notes[name], job.flags.get(name, []))
+        notes = {name: [*job.notes[name], *filter(None, [outcome.stopped.get(name)])] for name in job.notebooks}
+        rows = [_scores(root, job.student, job.assignment, name, notes[name], job.flags.get(name, []))
                 for name in job.notebooks]
         pages = root / "feedback" / job.student / job.assignment
         return rows, {page.name: page.read_bytes() for page in pages.glob("*.html")}

@@ -17,17 +17,22 @@
   other kernel at local engines: a submission no longer pays for a JVM of its own. With
   SCALELAB_SANDBOX=1 in the grading process's environment, every kernel starts in a bubblewrap
   sandbox of its own (sandbox.py), on its lane's sandboxed server when it has one (connect_lanes.py).
+  A cell that runs past its time limit and does not stop when interrupted gets its kernel stopped,
+  with everything the kernel started; the notebook is graded on the cells that ran before it.
 
 The grading worker calls ``start_submission`` before each submission it grades: its secret token, its
-engines, and the kernel-died flag cleared (a worker grades many submissions, one at a time).
+engines, and the kernel-died flag and time-limit notes cleared (a worker grades many submissions, one
+at a time).
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from pathlib import Path
 
-from nbclient.exceptions import DeadKernelError
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbclient.util import run_sync
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
 from nbgrader.preprocessors import NbGraderPreprocessor as Preprocessor  # enabled by default
@@ -37,6 +42,7 @@ from scalelab import engines
 from scalelab.grading import sandbox
 from scalelab.grading.cells import SKIPPED_NOTE, is_demonstration
 from scalelab.grading.cells import is_test as _is_test_cell
+from scalelab.grading.worker import TIME_LIMIT_NOTE
 
 # The state of the submission being graded, set by `start_submission` (the grading worker calls it
 # before each submission; plain `nbgrader` gets a random token and no shared engines).
@@ -49,16 +55,20 @@ SENTINEL_PREFIX = "scalelab-test-cell-done"
 # Set when a notebook's kernel dies under ExecuteOnSharedEngines. nbgrader logs the error as text and
 # raises its own NbGraderException, so the grading worker reads it here after the submission.
 kernel_died = False
+# Notebook name -> what ExecuteOnSharedEngines did when a cell ran past its time limit and ignored the
+# interrupt (the grading worker passes it on: the row's message says it).
+stopped_at_time_limit: dict[str, str] = {}
 # jupyter_client's error for a kernel that dies while starting: a plain RuntimeError, known by its text
 _DIED_STARTING = "Kernel died before replying to kernel_info"
 
 
 def start_submission(token: str, shared_engines: dict[str, str] | None) -> None:
-    """Before grading a submission: its own secret token and engines, and no kernel died yet."""
+    """Before grading a submission: its own secret token and engines, no kernel died or stopped yet."""
     global TOKEN, SHARED_ENGINES, kernel_died
     if not token:
         raise ValueError("a submission needs a secret token")
     TOKEN, SHARED_ENGINES, kernel_died = token, shared_engines, False
+    stopped_at_time_limit.clear()
 
 
 def _sentinel(cell) -> str:
@@ -160,10 +170,19 @@ class SkipDemonstrations(Preprocessor):
 
 class ExecuteOnSharedEngines(Execute):
     """nbgrader's Execute (same settings: ``c.Execute.timeout`` applies), the kernel pointed at the
-    shared engines the notebook can use and at local ones for the rest."""
+    shared engines the notebook can use and at local ones for the rest.
+
+    A cell past its time limit is interrupted (nbclient, ``interrupt_on_timeout``); nbclient then waits
+    ``iopub_timeout`` seconds (4) for it to end and raises ``CellTimeoutError`` if it does not (it
+    ignores SIGINT, or holds the GIL in C code). Then the kernel is killed
+    (``shutdown_kernel(now=True)``: its process group, or its whole sandbox), and every process it
+    started that left its group; the cell gets an error saying so, the cells below it are not run (each
+    gets an error saying why, so no test cell below passes), and nbgrader grades what ran."""
 
     def preprocess(self, nb, resources=None, km=None):
         global kernel_died
+        self._stopped_at = None  # the cell (index) after which the kernel was stopped
+        self._timed_out = False  # nbclient's timeout fired for the cell running now
         try:
             if sandbox.enabled():  # no engine outside the sandbox can be reached: a lane's server, or local ones
                 lane = (SHARED_ENGINES or {}).get(sandbox.LANE)
@@ -180,3 +199,57 @@ class ExecuteOnSharedEngines(Execute):
         except RuntimeError as error:  # DeadKernelError is one
             kernel_died = kernel_died or isinstance(error, DeadKernelError) or _DIED_STARTING in str(error)
             raise
+
+    async def _async_handle_timeout(self, timeout, cell=None):
+        self._timed_out = True  # nbclient's hook when a cell's time is up: it interrupts the kernel
+        return await super()._async_handle_timeout(timeout, cell)
+
+    def preprocess_cell(self, cell, resources, index):
+        if self._stopped_at is not None:  # no kernel any more: the cell is not run
+            self._check_assign_resources(resources)
+            if cell.cell_type == "code" and cell.source.strip():
+                cell.outputs = [_grading_error(f"not run: the grader stopped the kernel at cell "
+                                               f"{self._stopped_at + 1}, which {TIME_LIMIT_NOTE}")]
+            return cell, self.resources
+        self._timed_out = False
+        try:
+            return super().preprocess_cell(cell, resources, index)
+        except CellTimeoutError:
+            if not self._timed_out:  # not its time limit (output that came too late after the reply)
+                raise
+        limit = self._get_timeout(cell)
+        self._stop_kernel()
+        self._stopped_at = index
+        name = cell.metadata.get("nbgrader", {}).get("grade_id")
+        where = f"cell {index + 1}" + (f" ({name})" if name else "")
+        stopped_at_time_limit[_notebook_name(self.resources)] = (
+            f"{where} {TIME_LIMIT_NOTE} ({limit} s) and did not stop when interrupted: the grader stopped its "
+            "kernel and what it started, and graded the cells that ran before it (the cells below it did not run)")
+        cell.outputs.append(_grading_error(
+            f"this cell {TIME_LIMIT_NOTE} ({limit} s) and did not stop when interrupted, so the grader stopped "
+            "the kernel; the cells below it did not run", ename="CellTimeoutError"))
+        return cell, self.resources
+
+    def _stop_kernel(self) -> None:
+        """Kill the kernel (its process group, or its sandbox) and every process below it, also one in a
+        session of its own; nbclient's own shutdown then finds it gone."""
+        import psutil
+
+        pid = getattr(self.km.provisioner, "pid", None)
+        try:  # before the kill: then they are orphans, no longer found below it
+            below = psutil.Process(pid).children(recursive=True) if pid else []
+        except psutil.NoSuchProcess:
+            below = []
+        self.log.error("The cell did not stop when interrupted: killing the kernel")
+        run_sync(self.km.shutdown_kernel)(now=True)
+        for process in below:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()  # psutil checks that the pid is still that process
+
+
+def _grading_error(text: str, ename: str = "GradingError"):
+    return new_output("error", ename=ename, evalue=text, traceback=[f"{ename}: {text}"])
+
+
+def _notebook_name(resources) -> str:
+    return (resources or {}).get("nbgrader", {}).get("notebook") or (resources or {}).get("unique_key") or ""

@@ -56,6 +56,9 @@ SUBMISSIONS_PER_PROCESS = 20
 START_TIMEOUT_S = 300
 READY = "ready"  # the worker's first line on the reply pipe
 LOG_TAIL_CHARS = 6000  # of the worker's log, in a failure's Outcome
+# in the row of a notebook whose kernel was stopped after a cell ran past its time limit and ignored the
+# interrupt (preprocessors.ExecuteOnSharedEngines); the batch then replaces its lane's Connect server
+TIME_LIMIT_NOTE = "ran past its time limit"
 
 
 class Failure(enum.StrEnum):
@@ -73,6 +76,9 @@ class Outcome:
     error: str = ""
     log: str = ""
     failure: Failure | None = None
+    # notebook name -> a cell that ran past its time limit and ignored the interrupt: its kernel was
+    # stopped and the notebook graded on what ran before it (preprocessors.ExecuteOnSharedEngines)
+    stopped: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -80,7 +86,8 @@ class Outcome:
     @classmethod
     def from_json(cls, line: str) -> Outcome:
         data = json.loads(line)
-        return cls(data["success"], data["error"], data["log"], data["failure"] and Failure(data["failure"]))
+        return cls(data["success"], data["error"], data["log"], data["failure"] and Failure(data["failure"]),
+                   data.get("stopped") or {})
 
 
 def course_config(root: Path, cell_timeout: int | None = None) -> Config:
@@ -121,6 +128,7 @@ def run(action: str, root: Path, assignment: str, student: str | None, cell_time
         error=result.get("error") or "",
         log=(result.get("log") or "") + log_text.getvalue(),
         failure=Failure.KERNEL_DIED if preprocessors.kernel_died else None,
+        stopped=dict(preprocessors.stopped_at_time_limit),
     )
 
 
