@@ -19,6 +19,7 @@ from nbgrader.preprocessors import (
 )
 
 from scalelab.grading.course import cell_timeout, root
+from scalelab.grading.guards import RedactHiddenTests, SkipRiskyCells
 from scalelab.grading.preprocessors import (
     AppendSentinel,
     DemoteStderr,
@@ -51,6 +52,7 @@ c.LimitOutput.max_lines = 200
 c.Autograde.sanitize_preprocessors = [
     ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata, AppendSentinel,
     SkipDemonstrations,
+    SkipRiskyCells,  # a student's cell that could change how the grader's cells run is not run (scan.py)
 ]
 c.Autograde.autograde_preprocessors = [
     ExecuteOnSharedEngines,  # nbgrader's Execute; Spark labs may share a warm server
@@ -63,4 +65,5 @@ c.Autograde.autograde_preprocessors = [
     AssignLatePenalties,
     CheckCellMetadata,
 ]
-c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, ScrubTracebacks, CSSHTMLHeaderPreprocessor]
+c.GenerateFeedback.preprocessors = [GetGrades, RedactHiddenTests, ClearHiddenTests, ScrubTracebacks,
+                                   CSSHTMLHeaderPreprocessor]

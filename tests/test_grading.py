@@ -404,7 +404,12 @@ def test_a_lane_grades_submission_after_submission_each_with_its_own_token(trap_
     from scalelab.grading.worker import GradingProcess
 
     root, solution, lab = trap_course
-    monkeypatch.setenv("SCALELAB_ROOT", str(root))
+    spied = tmp_path / "spied-course"  # the spy is an input transformer: the grader's scan must let it run
+    shutil.copytree(root / "autograder", spied / "autograder")
+    shutil.copytree(root / "solutions", spied / "solutions")
+    with (spied / "autograder" / "nbgrader_config.py").open("a") as config:
+        config.write("\nc.SkipRiskyCells.enabled = False\n")
+    monkeypatch.setenv("SCALELAB_ROOT", str(spied))
     template = batch._prepare_templates({"99-traps"}, tmp_path / "scratch", [], [])["99-traps"]
     right = "def words_per_line(lines):\n    return [len(line.split()) for line in lines]\n"
     single_space = "def words_per_line(lines):\n    return [len(line.split(' ')) for line in lines]\n"

@@ -6,7 +6,8 @@ what the restored tests award). Compared with the released lab, cell by nbgrader
 * a test or other locked cell whose text is neither the released lab's nor the source's (the student
   changed it; nbgrader puts it back before grading);
 * a grade cell the submission lacks (deleted), or has twice (copied);
-* an answer cell moved below the test cell that checks it.
+* an answer cell moved below the test cell that checks it;
+* cells the grader does not run because they could change how grading runs (scan.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
+
+from scalelab.grading import scan
 
 
 def _grade_cells(notebook: nbformat.NotebookNode) -> list[tuple[str, nbformat.NotebookNode]]:
@@ -27,8 +30,10 @@ def tamper_flags(submission: Path, released: Path, source: Path | None = None) -
     if not released.exists():
         return []
     given = _grade_cells(nbformat.read(released, as_version=4))
-    original = dict(_grade_cells(nbformat.read(source, as_version=4))) if source and source.exists() else {}
-    handed_in = _grade_cells(nbformat.read(submission, as_version=4))
+    source_notebook = nbformat.read(source, as_version=4) if source and source.exists() else None
+    original = dict(_grade_cells(source_notebook)) if source_notebook else {}
+    submitted = nbformat.read(submission, as_version=4)
+    handed_in = _grade_cells(submitted)
     theirs: dict[str, nbformat.NotebookNode] = {}
     copied = []
     for grade_id, cell in handed_in:
@@ -51,4 +56,7 @@ def tamper_flags(submission: Path, released: Path, source: Path | None = None) -
     moved = [g for g, _ in given if g in order and f"{g}-tests" in order and order[g] > order[f"{g}-tests"]]
     if moved:
         flags.append(f"answer cells moved below their tests: {', '.join(moved)}")
+    risky = scan.risky_cells(submitted, source_notebook)
+    if risky:
+        flags.append(scan.describe(submitted, risky))
     return flags
