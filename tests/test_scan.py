@@ -62,6 +62,7 @@ HONEST = [
     "import os, re, signal\nos.fork  # its child runs this notebook's code, which is read here",
     "from dataclasses import dataclass\n@dataclass\nclass Point:\n    x: float\n    y: float",
     "words = 'a b'.split()\nfor i, w in enumerate(words):\n    print(i, w)",
+    "counts = {'system': 1, 'modules': 2, 'popen': 3}  # words, not attributes",
 ]
 
 

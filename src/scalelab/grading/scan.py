@@ -84,6 +84,11 @@ LYING_METHODS = {
     "__instancecheck__", "__subclasscheck__", "__array__", "__array_ufunc__", "__array_function__",
     "__array_priority__", "__class__",
 }
+# Attribute names that only a trick spells out in a string (a class made by type(name, bases, methods)):
+# the special ones, and the hooks; not words such as "system" that a string holds for other reasons.
+NAMED_IN_STRINGS = {name for name in LYING_METHODS | RISKY_ATTRIBUTES if name.startswith("_")} | {
+    "input_transformers_cleanup", "input_transformers_post", "ast_transformers", "settrace", "setprofile",
+    "excepthook", "f_back", "f_globals", "f_locals", "tb_frame", "co_code", "co_consts"}
 ATTRIBUTE_FUNCTIONS = {"getattr", "setattr", "delattr", "hasattr"}
 
 
@@ -202,7 +207,7 @@ def _findings(tree: ast.Module, protected: dict[str, str], given_imports: dict[s
                     say(item, f"gives a class {name}, which could make a wrong value pass a check")
         elif isinstance(node, ast.Attribute) and node.attr in LYING_METHODS:
             say(node, f"reaches {node.attr}, which could make a wrong value pass a check")
-        elif isinstance(node, ast.Constant) and node.value in LYING_METHODS | RISKY_ATTRIBUTES:
+        elif isinstance(node, ast.Constant) and node.value in NAMED_IN_STRINGS:
             say(node, f"names {node.value} in a string")
         if isinstance(node, ast.Name) and node.id in RISKY_NAMES:
             is_magic = node.id == "get_ipython" and any(id(call) in magic_calls for call in _calls_of(tree, node))
