@@ -49,6 +49,7 @@ import nbformat
 
 from scalelab import engines
 from scalelab.grading import course
+from scalelab.grading import gradebook as gradebooks
 from scalelab.grading import sandbox as sandboxes
 from scalelab.grading.connect_lanes import ConnectLanes
 from scalelab.grading.flags import tamper_flags
@@ -61,7 +62,7 @@ from scalelab.spark import QUICK_JVM_OPTIONS, QUICK_SPARK_CONF
 
 # in the message column of every row graded without a sandbox
 UNSANDBOXED_NOTE = "graded without a sandbox: its code ran with the grader's rights"
-FIXED_COLUMNS = ["student", "assignment", "notebook", "status", "score", "max_score",
+FIXED_COLUMNS = ["student", "assignment", "notebook", "status", "score", "max_score", "manual_score",
                  "needs_manual_grading", "submitted", "seconds_late", "flags", "message"]
 
 
@@ -73,6 +74,7 @@ class Row:
     status: str  # "graded" or "error"
     score: float | None = None
     max_score: float | None = None
+    manual_score: float | None = None  # points marked by hand in the formgrader (gradebook.py), when any
     needs_manual_grading: bool = False
     submitted: str = ""  # when the student handed in (UTC), where the submission said so
     seconds_late: float | None = None  # past the deadline, where both are known
@@ -115,6 +117,7 @@ def grade_batch(
     deadline: datetime | None = None,
     force: bool = False,
     sandbox: bool | None = None,
+    gradebook: bool = False,
 ) -> list[Row]:
     """Grade every notebook found in `source`; write the CSV and feedback under `reports`.
 
@@ -127,7 +130,9 @@ def grade_batch(
     earlier run into the same `reports`, unchanged since, is not graded again unless `force` (resume.py).
     With `sandbox` each kernel runs in a bubblewrap sandbox (sandbox.py), and each Connect server is
     started here in one too (`connect_servers` are not used); None: when a sandbox can start here.
-    Rows graded without one say so in their message.
+    Rows graded without one say so in their message. With `gradebook` (as `make grade` runs), every
+    graded submission, graded now or before, is put into the course's nbgrader gradebook for the
+    formgrader, and the CSV shows the marks given there by hand (gradebook.py).
     """
     if sandbox is None:
         sandbox = sandboxes.check().ok
@@ -143,7 +148,7 @@ def grade_batch(
         settings = f"{deadline} {cell_timeout} {notebook_timeout} sandbox={sandbox}"
         sources = {a: _sources_digest(a) for a in {s.assignment for s in submissions}}
         keys: dict[int, str] = {}
-        jobs = []
+        jobs, recorded = [], []
         for job in (_job(group, scratch) for group in _group(submissions)):
             keys[id(job)] = _job_key(job, sources[job.assignment], settings)
             stored = store.get(keys[id(job)])
@@ -151,6 +156,7 @@ def grade_batch(
                 jobs.append(job)
             else:
                 rows.extend(Row(**row) for row in stored["rows"])
+                recorded.append(_graded(job, [Row(**row) for row in stored["rows"]], stored.get("autograded", {})))
                 _write_feedback({name: page.encode() for name, page in stored["pages"].items()}, job.student,
                                 reports)
         reused = len(keys) - len(jobs)
@@ -171,7 +177,7 @@ def grade_batch(
                                 connect_servers if lanes else None, sandbox)
         progress = Progress(len(jobs))
         with contextlib.closing(results):  # on an exception too: its grading processes and servers end
-            for job, (job_rows, feedback) in results:
+            for job, (job_rows, feedback, autograded) in results:
                 if not sandbox:
                     for row in job_rows:
                         row.message = "; ".join(filter(None, [row.message, UNSANDBOXED_NOTE]))
@@ -179,9 +185,13 @@ def grade_batch(
                 _write_feedback(feedback, job.student, reports)
                 if all(r.status == "graded" for r in job_rows):  # an error is tried again next time
                     store.put(keys[id(job)], {"rows": [dataclasses.asdict(r) for r in job_rows],
-                                              "pages": {n: p.decode() for n, p in feedback.items()}})
+                                              "pages": {n: p.decode() for n, p in feedback.items()},
+                                              "autograded": {n: p.decode() for n, p in autograded.items()}})
+                    recorded.append(_graded(job, job_rows, autograded))
                 progress.update(job_rows)
         rows.sort(key=lambda r: (r.student, r.assignment, r.notebook))
+        if gradebook:
+            rows = _to_gradebook(recorded, rows, deadline)
         write_csv(rows, reports / "grades.csv")
         write_totals(rows, reports)
         write_feedback_index(rows, reports / "feedback")
@@ -223,11 +233,11 @@ def _run_here(jobs, templates, cell_timeout, notebook_timeout, workers, connect_
                 return grade_job(job, templates[job.assignment], cell_timeout, notebook_timeout, process=process,
                                  sandbox=sandbox)
             shared = {(sandboxes.LANE if sandbox else engines.SPARK_CONNECT.name): lane.address}
-            rows, pages = grade_job(job, templates[job.assignment], cell_timeout, notebook_timeout, shared,
-                                    process=process, sandbox=sandbox)
+            graded = grade_job(job, templates[job.assignment], cell_timeout, notebook_timeout, shared,
+                               process=process, sandbox=sandbox)
             # a query may still run there
-            lane.suspect = any(r.status == "error" or TIME_LIMIT_NOTE in r.message for r in rows)
-            return rows, pages
+            lane.suspect = any(r.status == "error" or TIME_LIMIT_NOTE in r.message for r in graded[0])
+            return graded
 
     with contextlib.ExitStack() as cleanup:  # last in, first out: the pool, the processes, the servers
         if lanes is not None:
@@ -270,13 +280,13 @@ def _run_on_dask(jobs, templates, cell_timeout, notebook_timeout, scheduler, san
             yield futures[future], _result_or_error_rows(future, futures[future])
 
 
-def _result_or_error_rows(future, job: Job) -> tuple[list[Row], dict[str, bytes]]:
+def _result_or_error_rows(future, job: Job) -> tuple[list[Row], dict[str, bytes], dict[str, bytes]]:
     """A job that raised (a lost Dask worker, a full disk) gets error rows; the others go on."""
     try:
         return future.result()
     except Exception as error:  # noqa: BLE001 - any failure of one job must not stop the batch
         reason = f"the grader failed on this submission: {type(error).__name__}: {error}"
-        return job.error_rows(reason), {}
+        return job.error_rows(reason), {}, {}
 
 
 class Progress:
@@ -392,8 +402,9 @@ def _grading_env(sandbox: bool) -> dict[str, str]:
 
 def grade_job(job: Job, template: bytes, cell_timeout: int, notebook_timeout: int,
               shared_engines: dict[str, str] | None = None, process: GradingProcess | None = None,
-              sandbox: bool = False) -> tuple[list[Row], dict[str, bytes]]:
-    """Grade one job in a private course root on this machine: (rows, feedback pages by file name).
+              sandbox: bool = False) -> tuple[list[Row], dict[str, bytes], dict[str, bytes]]:
+    """Grade one job in a private course root on this machine: (rows, feedback pages by file name,
+    autograded notebooks by notebook name).
 
     `shared_engines` (engine name -> address, engines.py): running engines that the notebooks able to
     use them are pointed at, every other one at local engines; None: the environment decides.
@@ -415,12 +426,37 @@ def grade_job(job: Job, template: bytes, cell_timeout: int, notebook_timeout: in
                               env=env)
         if not outcome.success:
             reason = _explain_failure(outcome, notebook_timeout)
-            return job.error_rows(reason), {}
+            return job.error_rows(reason), {}, {}
         notes = {name: [*job.notes[name], *filter(None, [outcome.stopped.get(name)])] for name in job.notebooks}
         rows = [_scores(root, job.student, job.assignment, name, notes[name], job.flags.get(name, []))
                 for name in job.notebooks]
         pages = root / "feedback" / job.student / job.assignment
-        return rows, {page.name: page.read_bytes() for page in pages.glob("*.html")}
+        autograded = root / "autograded" / job.student / job.assignment
+        return (rows, {page.name: page.read_bytes() for page in pages.glob("*.html")},
+                {name: (autograded / f"{name}.ipynb").read_bytes() for name in job.notebooks})
+
+
+def _graded(job: Job, rows: list[Row], autograded: dict[str, bytes | str]) -> gradebooks.Graded:
+    return gradebooks.Graded(job.student, job.assignment, job.timestamp, job.notebooks,
+                             {n: c.encode() if isinstance(c, str) else c for n, c in autograded.items()}, rows)
+
+
+def _to_gradebook(graded: list[gradebooks.Graded], rows: list[Row], deadline: datetime | None) -> list[Row]:
+    """Put the graded submissions into the course's gradebook, and `rows` with its manual marks. A
+    gradebook that can't be written (locked, broken) costs the formgrader's view, never the CSV."""
+    try:
+        gradebooks.record(sorted(graded, key=lambda g: (g.student, g.assignment)), deadline)
+        rows = gradebooks.with_marks(rows)
+    except Exception as error:  # noqa: BLE001 - the batch's grades are written all the same
+        print(f"WARNING: could not put the grades into the course gradebook {gradebooks.database()} "
+              f"({type(error).__name__}: {str(error)[:300]}). grades.csv and the totals hold this run's grades, "
+              "without marks given in the formgrader. Close what holds the gradebook (a formgrader saving, an "
+              "nbgrader command), or do what the error says, and run the same make grade again: nothing is "
+              "graded again, and the grades go into the gradebook.", flush=True)
+    else:
+        print(f"the course gradebook {gradebooks.database()} holds these {len(graded)} submissions: `make "
+              "formgrader` shows them, with the written answers to mark", flush=True)
+    return rows
 
 
 def _course_root(job: Job, template: bytes, root: Path) -> Path:
@@ -491,8 +527,8 @@ def write_csv(rows: list[Row], path: Path) -> None:
         writer.writerow(FIXED_COLUMNS + grade_ids)
         for r in rows:
             fixed = [r.student, r.assignment, r.notebook, r.status, _num(r.score), _num(r.max_score),
-                     "yes" if r.needs_manual_grading else "", r.submitted, _num(r.seconds_late), r.flags,
-                     r.message]
+                     _num(r.manual_score), "yes" if r.needs_manual_grading else "", r.submitted,
+                     _num(r.seconds_late), r.flags, r.message]
             writer.writerow(fixed + [_num(r.points.get(g)) for g in grade_ids])
 
 
@@ -567,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
     reports = args.reports or course.root() / "autograder" / "reports"
     rows = grade_batch(args.submissions, reports, args.workers, args.cell_timeout, args.notebook_timeout,
                        args.scheduler, args.spark_connect, deadline=deadline, force=args.force,
-                       sandbox=found.ok and not args.unsandboxed)
+                       sandbox=found.ok and not args.unsandboxed, gradebook=True)
     errors = [r for r in rows if r.status == "error"]
     for r in rows:
         verdict = f"{_num(r.score)}/{_num(r.max_score)}" if r.status == "graded" else f"ERROR: {r.message}"
