@@ -349,12 +349,13 @@ def test_stderr_from_a_correct_answer_costs_no_points(graded_class):
 def test_an_endless_cell_is_interrupted_and_only_its_exercise_fails(graded_class):
     rows, _, _ = graded_class
     assert rows["ivan"].status == "graded" and _auto(rows["ivan"]) == {**FULL, "traps-mean-tests": 0.0}
+    assert rows["ivan"].flags == "time limit hit: traps-mean" and rows["alice"].flags == ""
 
 
 @pytest.mark.slow
 def test_huge_output_is_cut_and_feedback_hides_hidden_tests(graded_class):
     rows, reports, _ = graded_class
-    assert _auto(rows["judy"]) == FULL
+    assert _auto(rows["judy"]) == FULL and rows["judy"].flags == "output over the limit, cut: traps-words"
     assert (reports / "feedback" / "judy" / "99-traps.html").stat().st_size < 1_000_000
     page = (reports / "feedback" / "alice" / "99-traps.html").read_text()
     assert '<a href="#traps-total-tests">Test cell</a> (Score: 2.0 / 2.0)' in page  # the graded notebook's page
@@ -559,7 +560,6 @@ def test_a_cell_that_ignores_the_interrupt_is_stopped_with_what_it_started(trap_
     rows, left = _grade_stubborn_class(solution, lab, tmp_path, monkeypatch, request, sandbox=False)
     _assert_stopped_and_graded_on_what_ran(rows)
     assert left == []  # no kernel and no hidden child outlives the batch
-
 
 
 def test_submission_layouts_and_zip(tmp_path):

@@ -52,7 +52,7 @@ from scalelab.grading import course
 from scalelab.grading import gradebook as gradebooks
 from scalelab.grading import sandbox as sandboxes
 from scalelab.grading.connect_lanes import ConnectLanes
-from scalelab.grading.flags import tamper_flags
+from scalelab.grading.flags import run_flags, tamper_flags
 from scalelab.grading.pages import failure_messages, write_feedback_index, write_summary
 from scalelab.grading.resume import GradedStore
 from scalelab.grading.submissions import Rejected, Submission, collect, repair, submission_time, unpack
@@ -508,13 +508,14 @@ def _scores(root: Path, student: str, assignment: str, notebook: str, notes: lis
         order = {c.grade_id: i for i, c in enumerate(course.grade_cells(
             course.source_notebook(assignment, notebook)))}
         points = dict(sorted(points.items(), key=lambda kv: order.get(kv[0], 999)))
+        graded = root / "autograded" / student / assignment / f"{notebook}.ipynb"
         return Row(student, assignment, notebook, "graded",
                    score=submitted.score, max_score=submitted.max_score,
                    needs_manual_grading=bool(submitted.needs_manual_grade),
                    submitted=f"{handed_in.timestamp:%Y-%m-%d %H:%M:%S} UTC" if handed_in.timestamp else "",
-                   seconds_late=late, flags="; ".join(flags), message="; ".join(notes), points=points,
-                   max_points={g.name: g.max_score for g in submitted.grades},
-                   messages=failure_messages(root / "autograded" / student / assignment / f"{notebook}.ipynb"))
+                   seconds_late=late, flags="; ".join([*flags, *run_flags(graded)]), message="; ".join(notes),
+                   points=points, max_points={g.name: g.max_score for g in submitted.grades},
+                   messages=failure_messages(graded))
 
 
 def write_csv(rows: list[Row], path: Path) -> None:

@@ -8,6 +8,9 @@ what the restored tests award). Compared with the released lab, cell by nbgrader
 * a grade cell the submission lacks (deleted), or has twice (copied);
 * an answer cell moved below the test cell that checks it;
 * cells the grader does not run because they could change how grading runs (scan.py).
+
+And found in the notebook as graded (``run_flags``): cells that hit their time limit, and outputs cut
+because they were over the limit.
 """
 
 from __future__ import annotations
@@ -17,6 +20,11 @@ from pathlib import Path
 import nbformat
 
 from scalelab.grading import scan
+
+# What the autograded notebook shows where a limit was hit: nbclient's interrupt, the kernel stopped after
+# it (preprocessors.ExecuteOnSharedEngines), and the marks of the two output limits.
+TIME_LIMIT_ERRORS = {"KeyboardInterrupt", "CellTimeoutError"}
+OUTPUT_CUT_MARKS = ("[output cut by the grader", "... Output truncated ...")
 
 
 def _grade_cells(notebook: nbformat.NotebookNode) -> list[tuple[str, nbformat.NotebookNode]]:
@@ -59,4 +67,26 @@ def tamper_flags(submission: Path, released: Path, source: Path | None = None) -
     risky = scan.risky_cells(submitted, source_notebook)
     if risky:
         flags.append(scan.describe(submitted, risky))
+    return flags
+
+
+def _cell_name(cell: nbformat.NotebookNode, index: int) -> str:
+    return cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index + 1}"
+
+
+def run_flags(graded: Path) -> list[str]:
+    """What the notebook as graded shows: cells stopped at their time limit, outputs cut."""
+    if not graded.exists():
+        return []
+    cells = list(enumerate(nbformat.read(graded, as_version=4).cells))
+    timed_out = [_cell_name(c, i) for i, c in cells if any(
+        o.output_type == "error" and o.ename in TIME_LIMIT_ERRORS for o in c.get("outputs", []))]
+    cut = [_cell_name(c, i) for i, c in cells if any(
+        mark in o.get("text", "") or any(mark in str(v) for v in o.get("data", {}).values())
+        for o in c.get("outputs", []) for mark in OUTPUT_CUT_MARKS)]
+    flags = []
+    if timed_out:
+        flags.append(f"time limit hit: {', '.join(timed_out)}")
+    if cut:
+        flags.append(f"output over the limit, cut: {', '.join(cut)}")
     return flags
