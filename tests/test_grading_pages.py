@@ -34,6 +34,17 @@ def test_a_page_shows_points_message_and_hint_per_exercise(tmp_path):
     assert "://" not in page and "<script" not in page  # nothing fetched from elsewhere
 
 
+def test_a_page_names_the_flags_that_explain_lost_points_and_only_those(tmp_path):
+    import dataclasses
+
+    not_run = "cells not run, they could change how grading runs: traps-words (line 1: reaches IPython's machinery)"
+    flags = f"locked or test cells edited: traps-words-tests; {not_run}; time limit hit: traps-total"
+    page = _page(tmp_path, [dataclasses.replace(_row("zed", 0, 0), flags=flags)], "zed")
+    assert "The grader notes: cells not run, they could change how grading runs: traps-words" in page
+    assert "The grader notes: time limit hit: traps-total" in page
+    assert "edited" not in page  # for the instructor to look at first
+
+
 def test_a_page_escapes_what_a_submission_wrote(tmp_path):
     evil = "AssertionError: <script>alert('x')</script> & <img src=x onerror=alert(1)>"
     rows = [_row("eve<b>", 0, 0, evil),

@@ -21,6 +21,9 @@ import nbformat
 
 from scalelab.grading import scan
 
+# The flags that explain lost points, shown on the student's feedback page too (the others, such as an
+# edited test cell, are for the instructor to look at first).
+STUDENT_FLAGS = ("cells not run", "time limit hit", "output over the limit")
 # What the autograded notebook shows where a limit was hit: nbclient's interrupt, the kernel stopped after
 # it (preprocessors.ExecuteOnSharedEngines), and the marks of the two output limits.
 TIME_LIMIT_ERRORS = {"KeyboardInterrupt", "CellTimeoutError"}
@@ -90,3 +93,8 @@ def run_flags(graded: Path) -> list[str]:
     if cut:
         flags.append(f"output over the limit, cut: {', '.join(cut)}")
     return flags
+
+
+def for_the_student(flags: str) -> list[str]:
+    """The flags of a row (``"; "``-separated) that its student's feedback page shows."""
+    return [flag for flag in flags.split("; ") if flag.startswith(STUDENT_FLAGS)]

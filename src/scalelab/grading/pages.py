@@ -23,6 +23,7 @@ from urllib.parse import quote
 import nbformat
 
 from scalelab.grading.cells import is_test, nbgrader_meta
+from scalelab.grading.flags import for_the_student
 
 if TYPE_CHECKING:
     from scalelab.grading.batch import Row
@@ -124,6 +125,7 @@ def _notebook_section(row: Row, folder: Path) -> str:
         return (f"<section><h2><span class='name'>{_e(name)}</span><span class='pts'>not graded</span></h2>"
                 f"<p class='msg'>{_e(row.message)}</p>{link}</section>")
     note = "<p class='muted'>Written answers are still to be marked.</p>" if row.needs_manual_grading else ""
+    note += "".join(f"<p class='msg'>The grader notes: {_e(flag)}</p>" for flag in for_the_student(row.flags))
     exercises = "".join(_exercise(g, got, row.max_points.get(g), row.messages.get(g, ""))
                         for g, got in row.points.items())
     return (f"<section><h2><span class='name'>{_e(name)}</span>"
