@@ -34,7 +34,7 @@ PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loa
 JUPYTER_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help setup lab test test-fast test-notebooks release grade feedback formgrader doctor bench bench-report cases lint lock clean
+.PHONY: help setup lab test test-fast test-notebooks release grade feedback formgrader doctor bench bench-report cases scan lint lock clean
 
 help:
 	@echo "make lab          set up (first time) and open JupyterLab on labs/"
@@ -43,6 +43,8 @@ help:
 	@echo "make test-fast    the tests that start no notebook or cluster"
 	@echo "make test-notebooks  run every solution notebook top to bottom (nbval); NOTEBOOK=path for one"
 	@echo "make doctor       what this machine has (Java, Spark, MPI, OpenCL, Dask), with fixes"
+	@echo "make scan NOTEBOOK=<path>   before handing in: cells the grader would not run, and why (a folder:"
+	@echo "                            every notebook in it; default solutions/)"
 	@echo "make release      regenerate labs/ from solutions/ with nbgrader"
 	@echo "make grade SUBMISSIONS=<folder or .zip>   grade a class into autograder/reports/"
 	@echo "           [SCHEDULER=tcp://host:8786]     ... on the workers of a Dask cluster"
@@ -97,6 +99,9 @@ release: setup
 
 cases: setup
 	$(BIN)/python -m scalelab cases
+
+scan: setup
+	$(BIN)/python -m scalelab scan $(NOTEBOOK)
 
 grade: setup
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder or .zip of notebooks>"; exit 2; }

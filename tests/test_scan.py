@@ -140,6 +140,22 @@ def test_feedback_never_quotes_a_hidden_test_line():
     assert "_secret_input" not in text and guards.REDACTED in text and "ok: assert f(1) == 1" in text
 
 
+def test_a_student_can_see_before_handing_in_which_cells_would_not_run(tmp_path, capsys):
+    from scalelab.__main__ import main
+
+    lab = REPO / "labs" / "00-setup" / "00-setup.ipynb"
+    assert main(["scan", str(lab)]) == 0 and "the grader will run every cell" in capsys.readouterr().out
+    notebook = nbformat.read(lab, 4)
+    answer = next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("solution") and c.cell_type == "code")
+    answer.source = "import scalelab.checks as c\nc._fail = print\n" + answer.source
+    handed_in = tmp_path / "jdoe_00-setup.ipynb"  # a learning platform's name for it
+    nbformat.write(notebook, handed_in)
+    assert main(["scan", str(handed_in), str(tmp_path / "renamed.ipynb")]) == 1
+    out = capsys.readouterr().out
+    assert f"{handed_in}: the grader will not run setup-words (line 2: changes the module scalelab.checks" in out
+    assert "renamed.ipynb: no such file" in out
+
+
 SINGLE_SPACE = "def words_per_line(lines):\n    return [len(line.split(' ')) for line in lines]\n"
 WARNS_AT_THE_CALLER = ("import warnings\n\ndef words_per_line(lines):\n"
                        "    warnings.warn('called', stacklevel=2)  # quotes the line that called it\n"

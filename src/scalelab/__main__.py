@@ -1,4 +1,4 @@
-"""The scalelab command line: `python -m scalelab doctor | release | grade | cases`."""
+"""The scalelab command line: `python -m scalelab doctor | release | grade | cases | scan`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ USAGE = """usage: python -m scalelab COMMAND [ARGS]
   release [ASSIGNMENT]   regenerate labs/ from solutions/ with nbgrader
   grade SUBMISSIONS      grade a folder or .zip of notebooks into autograder/reports/
   cases [NOTEBOOK...]    run the grading cases of autograder/cases/ (all notebooks by default)
+  scan NOTEBOOK|FOLDER...  which cells of notebooks the grader would not run, and why (before handing in)
 """
 
 
@@ -38,6 +39,42 @@ def _cases(paths: list[str]) -> int:
     return 1 if failures else 0
 
 
+def _scan(paths: list[str]) -> int:
+    """What `SkipRiskyCells` would do to each notebook: 0 when every cell would run."""
+    from pathlib import Path
+
+    import nbformat
+
+    from scalelab.grading import course, scan
+
+    index = course.notebook_index()
+    held_back = 0
+    files = [found for p in map(Path, paths) for found in (
+        sorted(f for f in p.rglob("*.ipynb") if ".ipynb_checkpoints" not in f.parts) if p.is_dir() else [p])]
+    for path in files:
+        name = max((n for n in index if n in path.stem), key=len, default=None)
+        if not path.is_file():
+            print(f"{path}: no such file")
+            held_back += 1
+            continue
+        if name is None:
+            print(f"{path}: its name contains no notebook of this course (keep the lab's file name)")
+            held_back += 1
+            continue
+        given = course.source_notebook(index[name], name)
+        given = given if given.exists() else course.released_notebook(index[name], name)
+        notebook = nbformat.read(path, as_version=4)
+        risky = scan.risky_cells(notebook, nbformat.read(given, as_version=4))
+        if not risky:
+            print(f"{path}: the grader will run every cell")
+        for cell, findings in risky.items():
+            print(f"{path}: the grader will not run {scan.describe(notebook, {cell: findings}).split(': ', 1)[1]}")
+            for finding in findings[1:]:
+                print(f"    also {finding}")
+        held_back += bool(risky)
+    return 1 if held_back else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] in ("-h", "--help"):
@@ -59,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         return grade(rest)
     if command == "cases":
         return _cases(rest)
+    if command == "scan":
+        return _scan(rest)
     print(f"unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 
