@@ -49,6 +49,7 @@ FORGERIES = {
     "os.system": ("import os\nos.system('true')", ".system"),
     "unknown magic": ("%run helper.py", "%run"),
     "magic body": ("%%time\nget_ipython().set_custom_exc((AssertionError,), print)", "%time"),
+    "captured body": ("%%capture\nimport gc", "in %capture"),
     "ctypes in an MPI script": ("%%writefile rank.py\nimport ctypes\n", "memory"),
     "builtins": ("import builtins\nbuiltins.print = None", "built-in"),
     "module disguise": ("class X:\n    __module__ = 'builtins'", "disguises"),
@@ -59,6 +60,9 @@ HONEST = [
     "from scalelab.checks import check_equal  # the same import as the given cell's",
     "%%writefile job.py\nimport sys\nprint(getattr(sys, sys.argv[1]))",  # runs in another process
     "%%timeit\nsum(range(10))",
+    "%whos\n%pwd\n%matplotlib inline",
+    "%%capture output\nprint('quiet')",
+    "%%html\n<b>exec(get_ipython())</b>",  # not Python, not run as Python
     "import os, re, signal\nos.fork  # its child runs this notebook's code, which is read here",
     "from dataclasses import dataclass\n@dataclass\nclass Point:\n    x: float\n    y: float",
     "words = 'a b'.split()\nfor i, w in enumerate(words):\n    print(i, w)",

@@ -7,7 +7,7 @@ gets to run at all. Before a notebook runs, every code cell the student could ha
 cells, cells they added, given cells they changed) is read as Python, IPython's magics turned into the
 calls IPython makes, and a cell is not run if it could:
 
-* reach IPython's machinery or the interpreter's (``get_ipython`` beyond a few plain magics, tracing and
+* reach IPython's machinery or the interpreter's (``get_ipython`` beyond the magics listed below, tracing and
   audit hooks, frames, code objects, ``gc``, ``ctypes``, ``inspect``, ``linecache``...);
 * hide what it does from this reading (``exec``, ``eval``, ``compile``, ``__import__``, ``importlib``, a
   computed attribute name, unpickling, importing a module that no installed package provides: a file
@@ -36,8 +36,13 @@ import nbformat
 
 from scalelab.grading.cells import is_test, nbgrader_meta
 
-# Magics a lab may use; the code they run is read like the cell's own (a written .py file too).
-PLAIN_MAGICS = {"writefile", "mpirun", "time", "timeit", "matplotlib"}
+# Magics a cell may use. The code of those that run it in the kernel is read like the cell's own; in
+# other processes (a .py file written, an MPI run) only what could reach the kernel's memory counts.
+KERNEL_CODE_MAGICS = {"time", "timeit", "capture", "prun"}
+OTHER_PROCESS_MAGICS = {"writefile", "mpirun"}
+HARMLESS_MAGICS = {"matplotlib", "who", "whos", "who_ls", "pwd", "env", "precision", "pprint", "html", "markdown",
+                   "latex", "svg"}
+PLAIN_MAGICS = KERNEL_CODE_MAGICS | OTHER_PROCESS_MAGICS | HARMLESS_MAGICS
 RISKY_NAMES = {
     "get_ipython": "reaches IPython's machinery",
     "exec": "runs code built at run time",
@@ -184,13 +189,11 @@ def _findings(tree: ast.Module, protected: dict[str, str], given_imports: dict[s
                 say(node, "runs a shell command")
             elif name not in PLAIN_MAGICS:
                 say(node, f"uses the magic %{name}")
-            else:  # the code a plain magic runs, or the Python file it writes, is read too
-                code = [_text(a) for a in arguments]
+            elif name not in HARMLESS_MAGICS:  # the code it runs, or the Python file it writes, is read too
+                code = [_text(a) for a in arguments]  # [line] for %magic, [line, cell] for %%magic
                 body = code[-1] if name != "writefile" or (code[0] or "").strip().endswith(".py") else None
-                if name in {"time", "timeit"} and len(code) == 1:
-                    body = code[0]
                 inner = _python(body) if body else None
-                if inner and name in {"writefile", "mpirun"}:  # runs in other processes: only what reaches ours
+                if inner and name in OTHER_PROCESS_MAGICS:  # runs in other processes: only what reaches ours
                     found += [f"in %{name}: line {n.lineno}: reaches the interpreter's memory"
                               for n in ast.walk(inner) if isinstance(n, (ast.Import, ast.ImportFrom))
                               and {(a.name if isinstance(n, ast.Import) else n.module or "").split(".")[0]
