@@ -16,13 +16,14 @@ calls IPython makes, and a cell is not run if it could:
   can't see;
 * replace what the grader's cells use: a module's attribute (``scalelab.checks.check_equal = ...``),
   or a name that the given cells define and the test cells call (``check_equal``, ``np``), unless it is
-  bound again by the same import.
+  bound again by the same import;
+* make a wrong value pass a check: a class that defines ``__eq__``, ``__bool__``, ``__float__``...
 
 Each finding names the rule and the code. The grader runs such a cell as a comment saying why (the
 ``SkipRiskyCells`` preprocessor), flags the submission in grades.csv, and the tests that needed the cell
-fail as if it were missing. Code the course's solutions need never matches (tests/test_grading.py scans
-every solution). This reading is a tripwire set outside the kernel, not a proof: autograder/README.md
-lists what it can't see.
+fail as if it were missing. Nothing in the course's solutions, labs and grading cases matches
+(tests/test_scan.py reads them all). This reading is a tripwire set outside the kernel, not a proof:
+autograder/README.md, "Verdicts", says what it can't see.
 """
 
 from __future__ import annotations
