@@ -198,6 +198,14 @@ for _pid in [p for p in os.listdir('/proc') if p.isdigit()]:
         pass
 _grader = any(b'scalelab.grading.worker' in c or b'nbgrader' in c for c in _seen)
 print(f"ATTACK processes: {{'LEAKED' if _grader else 'blocked'}}, {{len(_seen)}} visible")
+try:  # a path the scan of the text can't read: memory written under the grader's checks, without ctypes
+    with open('/proc/self/' + 'mem', 'r+b') as _mem:
+        _x = b'untouched'
+        _mem.seek(id(_x) + 32)  # CPython: a bytes object's data, 32 bytes in
+        _mem.write(b'TOUCHED!!')
+    print(f"ATTACK own memory: LEAKED, {{_x!r}}")
+except OSError as error:
+    print(f"ATTACK own memory: blocked ({{type(error).__name__}})")
 try:
     os.kill(os.getppid(), signal.SIGKILL)
     print(f"ATTACK kill the parent: sent to pid {{os.getppid()}}")
@@ -311,6 +319,7 @@ def test_attacks_from_a_submission_are_stopped_and_honest_grades_are_exact(tmp_p
     assert mallory["host server"] == "blocked (ConnectionRefusedError)" and accepted == []
     assert mallory["interfaces"] == "lo / "  # its own loopback; /sys shows none of the host's
     assert mallory["processes"] == "blocked, 2 visible"  # the sandbox's pid 1 and the kernel
+    assert mallory["own memory"] == "blocked (PermissionError)"  # the kernel is not dumpable
     # its parent is the sandbox's pid 1: a signal from inside can't end it (or, as root, it isn't the user's)
     assert mallory["kill the parent"] in {"sent to pid 1", "blocked (PermissionError)"}
     forked = observed["fred"]["fork"]

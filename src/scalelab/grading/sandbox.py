@@ -291,6 +291,15 @@ def lane_user(lane: Path) -> int | None:
     return (lane / "home").stat().st_uid if os.geteuid() == 0 else None
 
 
+def undumpable(kernel: list[str]) -> list[str]:
+    """`python -m MODULE ARGS` as a process whose memory no one in the sandbox can write (undumpable.py);
+    any other command as it is."""
+    if "-m" in kernel[:-1]:  # python [options] -m MODULE ARGS
+        at = kernel.index("-m") + 1
+        return [*kernel[:at], "scalelab.grading.undumpable", *kernel[at:]]
+    return kernel
+
+
 def kernel_manager(limits: Limits | None = None, lane: Path | None = None
                    ) -> tuple[type[AsyncKernelManager], contextlib.ExitStack]:
     """A kernel manager class whose kernels start in a sandbox of their own (on `lane`'s folders and
@@ -318,7 +327,8 @@ def kernel_manager(limits: Limits | None = None, lane: Path | None = None
             # reach bwrap, which ends the sandbox, and not the kernel (in a session of its own)
             self.kernel_spec.interrupt_mode = "message"
             folder, uid = self._sandbox
-            return command(super().format_kernel_cmd(extra_arguments), folder, limits, uid, readable, lane)
+            return command(undumpable(super().format_kernel_cmd(extra_arguments)), folder, limits, uid, readable,
+                           lane)
 
     return SandboxedKernelManager, cleanup
 
