@@ -52,7 +52,7 @@ help:
 	@echo "           [FORCE=1]                      ... grading again what an earlier run graded unchanged"
 	@echo "           [UNSANDBOXED=1]                ... where no sandbox (bubblewrap) can start: student code"
 	@echo "                                            then runs with your rights (autograder/README.md)"
-	@echo "make feedback     zip each student's feedback pages for returning them"
+	@echo "make feedback     zip each student's feedback pages for returning them, with the formgrader's marks"
 	@echo "make formgrader   JupyterLab with nbgrader's formgrader on the course"
 	@echo "make cases        run the grading cases (autograder/cases/)"
 	@echo "make bench        run the benchmarks in bench/ and record their results"
@@ -108,13 +108,8 @@ grade: setup
 	$(BIN)/python -m scalelab grade "$(SUBMISSIONS)" $(if $(SCHEDULER),--scheduler $(SCHEDULER)) \
 		$(if $(DEADLINE),--deadline "$(DEADLINE)") $(if $(FORCE),--force) $(if $(UNSANDBOXED),--unsandboxed)
 
-feedback:
-	@test -d autograder/reports/feedback || { echo "no feedback yet: run make grade SUBMISSIONS=... first"; exit 2; }
-	@mkdir -p autograder/reports/feedback-zips
-	@cd autograder/reports/feedback && for s in */; do \
-		s=$${s%/}; rm -f ../feedback-zips/$$s.zip; \
-		$(abspath $(BIN))/python -m zipfile -c ../feedback-zips/$$s.zip $$s/; done
-	@echo "one zip per student in autograder/reports/feedback-zips/"
+feedback: setup
+	$(BIN)/python -m scalelab feedback
 
 formgrader: setup
 	cd autograder && $(abspath $(BIN))/jupyter lab $(JUPYTER_ROOT_FLAG) $(JUPYTER_IP) --ServerApp.root_dir=.. $(JUPYTER_ARGS)

@@ -137,6 +137,32 @@ def test_a_mark_given_in_the_formgrader_survives_a_regrade_and_counts_in_the_csv
     assert first["alice"].score == OUT_OF - 1  # before the mark: the written answer counted 0
 
 
+def test_make_feedback_returns_the_marks_and_comments_given_in_the_formgrader(twice, capsys):
+    import zipfile
+
+    from scalelab.__main__ import main
+
+    root, _, _, _ = twice
+    reports = root / "reports" / "first"
+    bob = (reports / "feedback" / "bob" / "99-traps.html").read_bytes()  # nothing marked by hand: kept as made
+    with _open(root) as book:  # as the formgrader's CommentHandler.put and GradeHandler.put do
+        book.find_comment("traps-reflection", ASSIGNMENT, ASSIGNMENT, "alice").manual_comment = "Well argued: MARKER-7"
+        grade = book.find_grade("traps-reflection", ASSIGNMENT, ASSIGNMENT, "alice")
+        grade.manual_score, grade.needs_manual_grade = 1.0, False
+        book.db.commit()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SCALELAB_ROOT", str(root))
+        assert main(["feedback", "--reports", str(reports)]) == 0
+    assert "notebook pages made again with the marks and comments" in capsys.readouterr().out
+    with zipfile.ZipFile(reports / "feedback-zips" / "alice.zip") as handed_back:
+        assert sorted(handed_back.namelist()) == ["alice/", "alice/99-traps.html", "alice/index.html"]
+        page = handed_back.read("alice/99-traps.html").decode()
+    assert "Well argued: MARKER-7" in page and f"Score: {OUT_OF:.1f} / {OUT_OF:.1f}" in page
+    assert "BEGIN HIDDEN TESTS" not in page and "_random.Random(20261129)" not in page
+    with zipfile.ZipFile(reports / "feedback-zips" / "bob.zip") as handed_back:
+        assert handed_back.read("bob/99-traps.html") == bob
+
+
 def test_an_unready_gradebook_costs_the_formgrader_not_the_csv(twice, tmp_path, capsys):
     """A locked gradebook: the CSV is written from the batch's grades, and the run says what to do.
     A course root without the assignment in its gradebook (no `make release`): it is added."""

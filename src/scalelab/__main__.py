@@ -1,22 +1,22 @@
-"""The scalelab command line: `python -m scalelab doctor | release | grade | cases | scan`."""
+"""The scalelab command line: `python -m scalelab doctor | release | grade | feedback | cases | scan`."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 USAGE = """usage: python -m scalelab COMMAND [ARGS]
 
   doctor                 what this machine has for the labs, with a fix for anything missing
   release [ASSIGNMENT]   regenerate labs/ from solutions/ with nbgrader
   grade SUBMISSIONS      grade a folder or .zip of notebooks into autograder/reports/
+  feedback [--reports R] one zip of feedback pages per student, with the formgrader's marks and comments
   cases [NOTEBOOK...]    run the grading cases of autograder/cases/ (all notebooks by default)
   scan NOTEBOOK|FOLDER...  which cells of notebooks the grader would not run, and why (before handing in)
 """
 
 
 def _cases(paths: list[str]) -> int:
-    from pathlib import Path
-
     from scalelab.grading import course
     from scalelab.grading.cases import cases_file, run_cases
 
@@ -39,10 +39,39 @@ def _cases(paths: list[str]) -> int:
     return 1 if failures else 0
 
 
+def _feedback(args: list[str]) -> int:
+    """Zip each student's feedback folder; a notebook with marks or comments given in the formgrader
+    gets nbgrader's page made again from the course gradebook first, so that the zip shows them."""
+    import argparse
+    import shutil
+
+    from scalelab.grading import course, gradebook
+
+    parser = argparse.ArgumentParser(prog="python -m scalelab feedback")
+    parser.add_argument("--reports", type=Path, default=course.root() / "autograder" / "reports")
+    reports = parser.parse_args(args).reports
+    pages = reports / "feedback"
+    if not pages.is_dir():
+        print(f"no feedback in {pages} yet: run make grade SUBMISSIONS=... first", file=sys.stderr)
+        return 2
+    students = sorted(p.name for p in pages.iterdir() if p.is_dir())
+    remade = 0
+    for assignment in course.assignments():
+        for student in sorted(gradebook.marked_students(assignment) & set(students)):
+            for name, page in gradebook.pages_with_marks(assignment, student).items():
+                (pages / student / name).write_bytes(page)
+                remade += 1
+    zips = reports / "feedback-zips"
+    zips.mkdir(exist_ok=True)
+    for student in students:
+        shutil.make_archive(str(zips / student), "zip", root_dir=pages, base_dir=student)
+    print(f"one zip per student ({len(students)}) in {zips}; notebook pages made again with the marks and "
+          f"comments given in the formgrader: {remade} (the index pages show the marks of the last make grade)")
+    return 0
+
+
 def _scan(paths: list[str]) -> int:
     """What `SkipRiskyCells` would do to each notebook: 0 when every cell would run."""
-    from pathlib import Path
-
     import nbformat
 
     from scalelab.grading import course, scan
@@ -98,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         return _cases(rest)
     if command == "scan":
         return _scan(rest)
+    if command == "feedback":
+        return _feedback(rest)
     print(f"unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 

@@ -190,3 +190,36 @@ def with_marks(rows: list) -> list:
                 row, score=notebook.score, needs_manual_grading=bool(notebook.needs_manual_grade),
                 manual_score=sum(manual) if manual else None, points={**row.points, **points}))
     return marked
+
+
+def marked_students(assignment: str) -> set[str]:
+    """The students with a mark or a comment given by hand in the formgrader on `assignment`."""
+    from nbgrader.api import MissingEntry
+
+    if not database().exists():
+        return set()
+    with _open() as gradebook:
+        try:
+            submissions = gradebook.assignment_submissions(assignment)
+        except MissingEntry:
+            return set()
+        return {s.student.id for s in submissions for notebook in s.notebooks
+                if any(g.manual_score is not None for g in notebook.grades)
+                or any(c.manual_comment for c in notebook.comments)}
+
+
+def pages_with_marks(assignment: str, student: str) -> dict[str, bytes]:
+    """nbgrader's feedback page of each of `student`'s notebooks of `assignment`, made from the course
+    root with the course's feedback chain (hidden tests removed): the marks and comments given in the
+    formgrader included. Notebook file name -> page."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    config = course.nbgrader_config()
+    result = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config).generate_feedback(
+        assignment, student, force=True)
+    if not result.get("success"):
+        raise RuntimeError(f"nbgrader generate_feedback {assignment} {student} failed: "
+                           f"{(result.get('error') or result.get('log') or '')[-500:]}")
+    folder = course_dir() / "feedback" / student / assignment
+    return {page.name: page.read_bytes() for page in folder.glob("*.html")}
