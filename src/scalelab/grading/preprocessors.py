@@ -20,6 +20,9 @@
   A cell that runs past its time limit and does not stop when interrupted gets its kernel stopped,
   with everything the kernel started; the notebook is graded on the cells that ran before it.
 
+Two more steps, which decide what of a submission runs and what of the hidden tests a student sees,
+are in guards.py: ``SkipRiskyCells`` and ``RedactHiddenTests``.
+
 The grading worker calls ``start_submission`` before each submission it grades: its secret token, its
 engines, and the kernel-died flag and time-limit notes cleared (a worker grades many submissions, one
 at a time).
