@@ -75,6 +75,7 @@ def _scan(paths: list[str]) -> int:
     import nbformat
 
     from scalelab.grading import course, scan
+    from scalelab.grading.cells import label
 
     index = course.notebook_index()
     held_back = 0
@@ -97,7 +98,7 @@ def _scan(paths: list[str]) -> int:
         if not risky:
             print(f"{path}: the grader will run every cell")
         for cell, findings in risky.items():
-            print(f"{path}: the grader will not run {scan.describe(notebook, {cell: findings}).split(': ', 1)[1]}")
+            print(f"{path}: the grader will not run {label(notebook.cells[cell], cell)} ({findings[0]})")
             for finding in findings[1:]:
                 print(f"    also {finding}")
         held_back += bool(risky)

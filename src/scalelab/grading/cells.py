@@ -19,6 +19,11 @@ def nbgrader_meta(cell) -> dict:
     return cell.metadata.get("nbgrader", {})
 
 
+def label(cell, index: int) -> str:
+    """How messages name a cell: its grade id, else its place in the notebook (counted from 1)."""
+    return nbgrader_meta(cell).get("grade_id") or f"cell {index + 1}"
+
+
 def is_graded(cell) -> bool:
     """A cell with points: a test cell, or a written answer an instructor marks."""
     return bool(nbgrader_meta(cell).get("grade", False))

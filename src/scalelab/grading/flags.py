@@ -20,6 +20,7 @@ from pathlib import Path
 import nbformat
 
 from scalelab.grading import scan
+from scalelab.grading.cells import label
 
 # The flags that explain lost points, shown on the student's feedback page too (the others, such as an
 # edited test cell, are for the instructor to look at first).
@@ -73,18 +74,14 @@ def tamper_flags(submission: Path, released: Path, source: Path | None = None) -
     return flags
 
 
-def _cell_name(cell: nbformat.NotebookNode, index: int) -> str:
-    return cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index + 1}"
-
-
 def run_flags(graded: Path) -> list[str]:
     """What the notebook as graded shows: cells stopped at their time limit, outputs cut."""
     if not graded.exists():
         return []
     cells = list(enumerate(nbformat.read(graded, as_version=4).cells))
-    timed_out = [_cell_name(c, i) for i, c in cells if any(
+    timed_out = [label(c, i) for i, c in cells if any(
         o.output_type == "error" and o.ename in TIME_LIMIT_ERRORS for o in c.get("outputs", []))]
-    cut = [_cell_name(c, i) for i, c in cells if any(
+    cut = [label(c, i) for i, c in cells if any(
         mark in o.get("text", "") or any(mark in str(v) for v in o.get("data", {}).values())
         for o in c.get("outputs", []) for mark in OUTPUT_CUT_MARKS)]
     flags = []

@@ -9,12 +9,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor as Preprocessor
 
-from scalelab.grading import scan
+from scalelab.grading import course, scan
 from scalelab.grading.cells import is_test
 
 HIDDEN_BEGIN, HIDDEN_END = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"  # nbgrader's default delimiters
@@ -22,13 +20,12 @@ REDACTED = "[a line of a hidden test, removed by the grader]"
 MIN_REDACTED_CHARS = 12  # shorter lines (")", "else:") say nothing about a test
 
 
-def source_notebook(config, resources) -> nbformat.NotebookNode | None:
-    """The course's source notebook of the notebook being graded, when the course directory has it."""
+def source_notebook(resources) -> nbformat.NotebookNode | None:
+    """The course's source notebook of the notebook being graded, when the course has it."""
     info = resources.get("nbgrader", {})
-    folder = config.CourseDirectory.get("source_directory")
-    if not (folder and info.get("assignment") and info.get("notebook")):
+    if not (info.get("assignment") and info.get("notebook")):
         return None
-    path = Path(folder) / info["assignment"] / f"{info['notebook']}.ipynb"
+    path = course.source_notebook(info["assignment"], info["notebook"])
     return nbformat.read(path, as_version=4) if path.is_file() else None
 
 
@@ -36,7 +33,7 @@ class SkipRiskyCells(Preprocessor):
     """Before execution: cells that could change how grading runs become a note saying why."""
 
     def preprocess(self, nb, resources):
-        for index, findings in scan.risky_cells(nb, source_notebook(self.config, resources)).items():
+        for index, findings in scan.risky_cells(nb, source_notebook(resources)).items():
             nb.cells[index].source = scan.not_run_note(findings)
             nb.cells[index].outputs = []
         return nb, resources

@@ -35,7 +35,7 @@ import sys
 
 import nbformat
 
-from scalelab.grading.cells import is_test, nbgrader_meta
+from scalelab.grading.cells import is_test, label, nbgrader_meta
 
 # Magics a cell may use. The code of those that run it in the kernel is read like the cell's own; in
 # other processes (a .py file written, an MPI run) only what could reach the kernel's memory counts.
@@ -181,11 +181,11 @@ def _findings(tree: ast.Module, protected: dict[str, str], given_imports: dict[s
     def say(node: ast.AST, why: str) -> None:
         found.append(f"line {getattr(node, 'lineno', '?')}: {why}")
 
-    magic_calls = set()
+    magic_names = set()  # the `get_ipython` of each magic's call
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and (magic := _magic(node)):
             name, arguments = magic
-            magic_calls.add(id(node.func.value))
+            magic_names.add(id(node.func.value.func))
             if name == "!":
                 say(node, "runs a shell command")
             elif name not in PLAIN_MAGICS:
@@ -214,8 +214,7 @@ def _findings(tree: ast.Module, protected: dict[str, str], given_imports: dict[s
         elif isinstance(node, ast.Constant) and node.value in NAMED_IN_STRINGS:
             say(node, f"names {node.value} in a string")
         if isinstance(node, ast.Name) and node.id in RISKY_NAMES:
-            is_magic = node.id == "get_ipython" and any(id(call) in magic_calls for call in _calls_of(tree, node))
-            if not is_magic:
+            if id(node) not in magic_names:
                 say(node, f"{RISKY_NAMES[node.id]} ({node.id})")
         elif isinstance(node, ast.Attribute) and node.attr in RISKY_ATTRIBUTES:
             say(node, f"reaches Python's or IPython's machinery (.{node.attr})")
@@ -256,11 +255,6 @@ def _findings(tree: ast.Module, protected: dict[str, str], given_imports: dict[s
         if name in bound_otherwise or _imports(tree).get(name) != protected[name]:
             say(tree.body[0], f"replaces {name}, which the grader's test cells use")
     return found
-
-
-def _calls_of(tree: ast.Module, name_node: ast.Name) -> list[ast.Call]:
-    """The calls `get_ipython()` that this Name is the function of."""
-    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and n.func is name_node]
 
 
 def trusted_sources(source: nbformat.NotebookNode | None) -> set[str]:
@@ -334,8 +328,5 @@ def not_run_note(findings: list[str]) -> str:
 
 def describe(notebook: nbformat.NotebookNode, risky: dict[int, list[str]]) -> str:
     """One line for grades.csv: which cells were not run and the first reason for each."""
-    parts = []
-    for index, findings in risky.items():
-        grade_id = nbgrader_meta(notebook.cells[index]).get("grade_id") or f"cell {index + 1}"
-        parts.append(f"{grade_id} ({findings[0]})")
+    parts = [f"{label(notebook.cells[index], index)} ({findings[0]})" for index, findings in risky.items()]
     return "cells not run, they could change how grading runs: " + ", ".join(parts)
